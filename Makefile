@@ -1,0 +1,31 @@
+# Quick start: `make demo` runs the pipeline on the shipped crawl sample, `make test` runs the tests.
+# Both create .venv and install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLE := tests/fixtures/crawl
+
+.PHONY: demo test lint bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/toxsieve run --config deploy/configs/demo.yaml --overwrite \
+	  --input '$(SAMPLE)/*/*.warc.gz' --input '$(SAMPLE)/*/*.warc.wet.gz' --input '$(SAMPLE)/*/*.jsonl.gz' \
+	  --output out/demo
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check pipelines classifiers schemas tests bench
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline_bench.py
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Model code and shipped model artifacts (language identification; toxicity classifiers)."""

@@ -1,0 +1,65 @@
+"""The ``toxsieve`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from toxsieve.classifiers.langid import ModelNotFoundError
+from toxsieve.pipelines.config import ConfigError, default_config_yaml, load_config
+from toxsieve.pipelines.readers import UnknownFormatError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toxsieve", description="Auditable web-crawl curation on Apache Beam.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run", help="curate crawl shards into a Parquet training set with an audit trail",
+        description="Any argument not listed here is passed to Beam as a pipeline option "
+                    "(e.g. --runner DataflowRunner --project ... or --direct_num_workers 2 "
+                    "--direct_running_mode multi_processing).",
+    )
+    run.add_argument("--input", action="append", required=True, metavar="PATH_OR_GLOB",
+                     help="a shard or glob (local, gs://, s3:// ...); repeatable")
+    run.add_argument("--output", required=True, metavar="DIR", help="output directory")
+    run.add_argument("--config", metavar="FILE", help="YAML config (see `toxsieve config`)")
+    run.add_argument("--overwrite", action="store_true", help="replace the outputs of a previous run in DIR")
+    run.add_argument("--run-id", help="run id recorded in every output (default: time + random)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    sub.add_parser("config", help="print the default config as YAML")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args, beam_args = parser.parse_known_args(argv)
+    if args.command == "config":
+        sys.stdout.write(default_config_yaml())
+        return 0
+    if args.command != "run" and beam_args:
+        parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
+
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    for handler in logging.getLogger().handlers:  # Beam warns on the root logger about GCP extras
+        handler.addFilter(lambda record: "apitools not found" not in record.getMessage())
+
+    from toxsieve.pipelines.run import RunError, print_summary, run
+
+    try:
+        cfg = load_config(args.config)
+        result = run(args.input, args.output, cfg, beam_args=beam_args, overwrite=args.overwrite,
+                     run_id=args.run_id, argv=["toxsieve", *argv])
+    except (ConfigError, RunError, ModelNotFoundError, UnknownFormatError) as exc:
+        sys.stderr.write(f"toxsieve: error: {exc}\n")
+        return 2
+    print_summary(result.stats, result.output)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

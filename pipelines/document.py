@@ -1,0 +1,71 @@
+"""The records that flow between stages: a typed document, a removal with its evidence, a dead letter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from toxsieve.schemas import Reason, Stage
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Why a stage removed a document, with the evidence an auditor needs."""
+
+    stage: Stage
+    reason: Reason
+    score: float | None = None  # the measured value
+    threshold: float | None = None  # the bound it failed
+    duplicate_of: str | None = None
+    matched: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One crawl record on its way through the pipeline. Stages return updated copies."""
+
+    doc_id: str
+    source_path: str
+    source_offset: int
+    source_format: str
+    url: str | None = None
+    crawl_date: str | None = None
+    http_status: int | None = None
+    content_type: str | None = None
+    n_bytes_raw: int = 0
+    html: bytes | None = None  # raw HTML awaiting ExtractText (WARC only)
+    text: str | None = None  # normalised text once ExtractText ran
+    text_hash: str | None = None
+    language: str | None = None
+    language_score: float | None = None
+    removal: Removal | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self.removal is None
+
+    def removed(self, removal: Removal) -> Document:
+        return replace(self, removal=removal, html=None)
+
+    def sort_key(self) -> tuple[str, str, int]:
+        """Total order used wherever one document must be preferred over another."""
+        return (self.doc_id, self.source_path, self.source_offset)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that could not be read or decoded, with where it was and what went wrong."""
+
+    source_path: str
+    source_offset: int
+    source_format: str
+    error_type: str
+    error: str
+    record_excerpt: str | None = None
+
+
+def excerpt(data: bytes | str, limit: int = 200) -> str:
+    """A short, printable, escaped excerpt of a bad record for the dead-letter output."""
+    if isinstance(data, bytes):
+        return repr(data[:limit])[2:-1]
+    return repr(data[:limit])[1:-1]

@@ -1,0 +1,78 @@
+"""Text extraction (HTML → main text) and normalisation. Pure functions, no Beam."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import replace
+
+import xxhash
+
+from toxsieve.pipelines.config import ExtractConfig
+from toxsieve.pipelines.document import Document, Removal
+from toxsieve.schemas import Reason, Stage
+
+# Line breaks in all their forms (CR LF, CR, VT, FF, FS/GS/RS, NEL, LS, PS) become "\n".
+_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# Remaining C0/C1 controls (tab and newline excepted), lone surrogates (they cannot be encoded
+# as UTF-8, so Parquet would reject the row) and BOM / zero-width no-break spaces.
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufeff]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# Any run of whitespace other than newline collapses to one space.
+_SPACES = re.compile(r"[^\S\n]+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def normalize_text(text: str) -> str:
+    """Canonical form of a document's text: NFC, one space between words, at most one blank line.
+
+    Idempotent: ``normalize_text(normalize_text(t)) == normalize_text(t)``.
+    """
+    text = _SURROGATES.sub("\ufffd", text)
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _CONTROLS.sub("", text)
+    # NFC before the whitespace pass: composition never creates whitespace, and doing it first
+    # means no later step can leave a decomposed sequence behind.
+    text = unicodedata.normalize("NFC", text)
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip(" ") for line in text.split("\n"))
+    text = _BLANK_RUNS.sub("\n\n", text)
+    return text.strip("\n ")
+
+
+def text_hash(text: str) -> str:
+    """xxh3-128 of the normalised text, hex: the exact-duplicate key."""
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8"))
+
+
+def html_to_text(html: bytes, main_content: bool = True) -> str:
+    """Main text of an HTML page with resiliparse (encoding detected from the bytes and meta tags)."""
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+
+    decoded = bytes_to_str(html, detect_encoding(html))
+    return extract_plain_text(
+        decoded,
+        main_content=main_content,
+        alt_texts=False,
+        links=False,
+        form_fields=False,
+        noscript=False,
+        preserve_formatting=True,
+    )
+
+
+def extract_document(doc: Document, cfg: ExtractConfig) -> Document:
+    """ExtractText's core: HTML to text where needed, normalise, hash, apply the length floor."""
+    raw = html_to_text(doc.html, cfg.main_content) if doc.html is not None else (doc.text or "")
+    text = normalize_text(raw)
+    n_chars = len(text)
+    doc = replace(doc, html=None, text=text, text_hash=text_hash(text) if text else None)
+    if n_chars == 0:
+        return doc.removed(Removal(Stage.EXTRACT, Reason.EMPTY_TEXT, score=0.0, threshold=float(cfg.min_chars),
+                                   detail="no text after extraction and normalisation"))
+    if n_chars < cfg.min_chars:
+        return doc.removed(Removal(Stage.EXTRACT, Reason.TOO_SHORT, score=float(n_chars),
+                                   threshold=float(cfg.min_chars),
+                                   detail=f"{n_chars} characters < extract.min_chars={cfg.min_chars}"))
+    return doc

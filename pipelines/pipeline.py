@@ -1,0 +1,87 @@
+"""Pipeline assembly: the whole curation run reads top to bottom in ``curate``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from toxsieve.pipelines.config import Config
+from toxsieve.pipelines.outputs import audit_row, curated_row, dead_letter_row, metadata_row
+from toxsieve.pipelines.transforms import (
+    ComputeStats,
+    DropExactDuplicates,
+    ExtractText,
+    IdentifyLanguage,
+    ReadCrawlShards,
+    SplitDeadLetters,
+    SplitRemovals,
+    WriteParquetShards,
+)
+from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
+
+OUTPUT_DIRS = ("kept", "metadata", "removed", "dead_letter")
+COUNTS_FILE = "_counts.json"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    inputs: list[str]
+    output: str
+    config: Config
+    run_id: str
+
+
+def stages(cfg: Config) -> list[beam.PTransform]:
+    """The filtering stages in order. Each takes documents and returns (kept, removed).
+
+    A new stage (near-dedup, blocklists, toxicity) is one line here.
+    """
+    chain: list[beam.PTransform] = [
+        ExtractText(cfg.extract),
+        IdentifyLanguage(cfg.language),
+    ]
+    if cfg.exact_dedup.enabled:
+        chain.append(DropExactDuplicates(cfg.exact_dedup))
+    return chain
+
+
+def curate(p: beam.Pipeline, spec: RunSpec) -> None:
+    cfg, out = spec.config, spec.output
+
+    records = p | "ReadCrawlShards" >> ReadCrawlShards(spec.inputs, cfg.input)
+    docs, dead_letters = records | "SplitDeadLetters" >> SplitDeadLetters()
+    docs, removed_at_read = docs | "SplitReadRemovals" >> SplitRemovals()
+    removed = [removed_at_read]
+    for stage in stages(cfg):
+        docs, dropped = docs | stage.__class__.__name__ >> stage
+        removed.append(dropped)
+    removed_all = removed | "AllRemoved" >> beam.Flatten()
+
+    every_doc = (docs, removed_all) | "EveryDocument" >> beam.Flatten()
+    metadata_rows = every_doc | "MetadataRows" >> beam.Map(metadata_row)
+    identity = _identity
+    files = {
+        "kept": docs | "WriteCuratedParquet" >> WriteParquetShards(
+            FileSystems.join(out, "kept"), CURATED_SCHEMA, curated_row, cfg.output),
+        "metadata": metadata_rows | "WriteMetadata" >> WriteParquetShards(
+            FileSystems.join(out, "metadata"), METADATA_SCHEMA, identity, cfg.output),
+        "removed": removed_all | "WriteAuditTrail" >> WriteParquetShards(
+            FileSystems.join(out, "removed"), AUDIT_SCHEMA,
+            partial(audit_row, run_id=spec.run_id, cfg=cfg.output), cfg.output),
+        "dead_letter": dead_letters | "WriteDeadLetters" >> WriteParquetShards(
+            FileSystems.join(out, "dead_letter"), DEAD_LETTER_SCHEMA,
+            partial(dead_letter_row, run_id=spec.run_id), cfg.output),
+    }
+    _ = {
+        "metadata_rows": metadata_rows,
+        "dead_letters": dead_letters,
+        "read": records,
+        **{f"files_{k}": v for k, v in files.items()},
+    } | "ComputeStats" >> ComputeStats(FileSystems.join(out, COUNTS_FILE))
+
+
+def _identity(row: dict) -> dict:
+    return row

@@ -1,0 +1,347 @@
+"""Streaming readers for crawl shards: WARC, WET, JSONL (.gz/.zst) and Parquet.
+
+Pure functions over a binary stream: each yields one ``Document`` per input record or a
+``DeadLetter`` where a record (or the rest of a shard) cannot be parsed. No shard is ever
+held in memory whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any
+
+import xxhash
+
+from toxsieve.pipelines.config import InputConfig
+from toxsieve.pipelines.document import DeadLetter, Document, Removal, excerpt
+from toxsieve.schemas import Reason, Stage
+
+ReadResult = Document | DeadLetter
+
+_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".warc.wet.gz", "wet"),
+    (".wet.gz", "wet"),
+    (".wet", "wet"),
+    (".warc.gz", "warc"),
+    (".warc", "warc"),
+    (".arc.gz", "warc"),
+    (".jsonl.gz", "jsonl"),
+    (".jsonl.zst", "jsonl"),
+    (".jsonl.zstd", "jsonl"),
+    (".jsonl", "jsonl"),
+    (".json.gz", "jsonl"),  # dolma's documents/*.json.gz are JSON Lines
+    (".ndjson", "jsonl"),
+    (".parquet", "parquet"),
+)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class UnknownFormatError(ValueError):
+    pass
+
+
+def detect_format(path: str, forced: str = "auto") -> str:
+    """The input format of a shard, from its name unless the config forces one."""
+    if forced != "auto":
+        return forced
+    name = path.lower()
+    for suffix, fmt in _SUFFIXES:
+        if name.endswith(suffix):
+            return fmt
+    raise UnknownFormatError(
+        f"cannot tell the format of {path!r} from its name; set input.format in the config "
+        "(warc, wet, jsonl or parquet)"
+    )
+
+
+def fallback_doc_id(source_path: str, offset: int) -> str:
+    """A stable id for records that carry none: hash of where the record came from."""
+    return "h:" + xxhash.xxh3_128_hexdigest(f"{source_path}\x00{offset}".encode())
+
+
+def read_shard(stream: IO[bytes], path: str, fmt: str, cfg: InputConfig) -> Iterator[ReadResult]:
+    """Yield every record of one shard as a Document or a DeadLetter."""
+    if fmt in ("warc", "wet"):
+        yield from _read_warc(stream, path, fmt, cfg)
+    elif fmt == "jsonl":
+        yield from _read_jsonl(stream, path, cfg)
+    elif fmt == "parquet":
+        yield from _read_parquet(stream, path, cfg)
+    else:
+        raise UnknownFormatError(f"unknown input format {fmt!r}")
+
+
+# --- WARC / WET ------------------------------------------------------------
+
+
+def _strip_brackets(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1]
+    return value or None
+
+
+def _seekable(stream: IO[bytes]) -> IO[bytes]:
+    """fastwarc's Rust core seeks; spool a non-seekable stream (e.g. a pipe) to a temp file."""
+    try:
+        if stream.seekable():
+            return stream
+    except (AttributeError, OSError):
+        pass
+    import shutil
+    import tempfile
+
+    spooled = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    shutil.copyfileobj(stream, spooled, 1 << 20)
+    spooled.seek(0)
+    return spooled  # type: ignore[return-value]
+
+
+def _read_warc(stream: IO[bytes], path: str, fmt: str, cfg: InputConfig) -> Iterator[ReadResult]:
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    wanted = WarcRecordType.conversion if fmt == "wet" else WarcRecordType.response
+    last_pos = 0
+    n_records = 0
+    try:
+        # All record types are iterated so that a record fastwarc cannot parse ("unknown")
+        # surfaces here instead of silently ending the shard.
+        for record in ArchiveIterator(_warc_stream(stream, path), parse_http=(fmt == "warc"),
+                                      auto_decode="all", stream_detect=False):
+            last_pos = record.stream_pos
+            n_records += 1
+            if record.record_type == WarcRecordType.unknown:
+                yield DeadLetter(
+                    path, last_pos, fmt, "WarcParseError",
+                    "unparseable WARC record; the rest of the shard cannot be read reliably",
+                    _peek_excerpt(record),
+                )
+                return
+            if not record.record_type & wanted:
+                continue
+            yield _warc_record_to_document(record, path, fmt, cfg)
+    except BaseException as exc:  # noqa: BLE001 - fastwarc panics are BaseException; bad input becomes data
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        yield DeadLetter(path, last_pos, fmt, type(exc).__name__, f"shard unreadable after offset {last_pos}: {exc}")
+        return
+    if n_records == 0 and _has_bytes(stream):
+        yield DeadLetter(path, 0, fmt, "WarcParseError", "no WARC record could be parsed from this shard")
+
+
+def _warc_stream(stream: IO[bytes], path: str) -> IO[bytes]:
+    # Python's gzip raises EOFError on a truncated member; fastwarc's own decoder stops
+    # silently, which would lose the tail of a shard without a trace. Offsets are therefore
+    # positions in the decompressed stream.
+    if path.lower().endswith((".gz", ".gzip")):
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return _seekable(stream)
+
+
+def _has_bytes(stream: IO[bytes]) -> bool:
+    try:
+        stream.seek(0)
+        return bool(stream.read(1))
+    except (OSError, ValueError):
+        return True
+
+
+def _peek_excerpt(record: Any) -> str | None:
+    try:
+        return excerpt(record.reader.read(200))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _warc_record_to_document(record: Any, path: str, fmt: str, cfg: InputConfig) -> ReadResult:
+    headers = record.headers
+    offset = int(record.stream_pos)
+    record_id = _strip_brackets(headers.get("WARC-Record-ID"))
+    doc_id = record_id or fallback_doc_id(path, offset)
+    url = _strip_brackets(headers.get("WARC-Target-URI"))
+    date = headers.get("WARC-Date")
+    length = int(record.content_length or 0)
+    if length > cfg.max_record_bytes:
+        return DeadLetter(path, offset, fmt, "RecordTooLarge",
+                          f"record of {length} bytes exceeds input.max_record_bytes={cfg.max_record_bytes}")
+    payload = record.reader.read()  # a failure here ends the shard: the caller dead-letters it
+    if fmt == "wet":
+        text = payload.decode("utf-8", errors="replace")
+        return Document(doc_id, path, offset, fmt, url=url, crawl_date=date,
+                        content_type="text/plain", n_bytes_raw=len(payload), text=text)
+    http = record.http_headers
+    if http is None:
+        return DeadLetter(path, offset, fmt, "HttpParseError", "response record without parseable HTTP headers",
+                          excerpt(payload))
+    status = int(http.status_code) if http.status_code is not None else None
+    content_type = (record.http_content_type or "").lower() or None
+    doc = Document(doc_id, path, offset, fmt, url=url, crawl_date=date, http_status=status,
+                   content_type=content_type, n_bytes_raw=len(payload), html=payload)
+    if status != 200:
+        return doc.removed(Removal(Stage.READ, Reason.HTTP_STATUS, score=float(status or 0), threshold=200.0,
+                                   detail=f"HTTP status {status}"))
+    if content_type not in HTML_TYPES:
+        return doc.removed(Removal(Stage.READ, Reason.NOT_HTML, detail=f"Content-Type {content_type}"))
+    return doc
+
+
+# --- JSONL -----------------------------------------------------------------
+
+
+def _open_text_lines(stream: IO[bytes], path: str) -> IO[bytes]:
+    name = path.lower()
+    if name.endswith((".gz", ".gzip")):
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    if name.endswith((".zst", ".zstd")):
+        return io.BufferedReader(_ZstdRaw(stream), buffer_size=1 << 16)  # type: ignore[return-value]
+    return stream
+
+
+class _ZstdRaw(io.RawIOBase):
+    """Multi-frame zstd decoding that raises on a truncated frame.
+
+    ``zstandard``'s stream_reader ends quietly on a truncated input, which would lose the tail
+    of a shard without a trace.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        import zstandard
+
+        self._zstd = zstandard
+        self._raw = raw
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = b""
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstd stream ended inside a frame (truncated file)")
+                return 0
+            self._feed(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _feed(self, chunk: bytes) -> None:
+        while chunk:
+            self._in_frame = True
+            self._pending += self._obj.decompress(chunk)
+            if not self._obj.eof:
+                return
+            chunk = self._obj.unused_data
+            self._obj = self._zstd.ZstdDecompressor().decompressobj()
+            self._in_frame = False
+
+
+def _get_field(obj: dict[str, Any], dotted: str | None) -> Any:
+    if not dotted:
+        return None
+    value: Any = obj
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _read_jsonl(stream: IO[bytes], path: str, cfg: InputConfig) -> Iterator[ReadResult]:
+    # No extra buffering layer on top: a read-ahead would turn a truncated tail into the loss
+    # of every line decoded before it.
+    lines = _open_text_lines(stream, path)
+    line_no = 0
+    while True:
+        try:
+            line = lines.readline(cfg.max_record_bytes + 1)
+        except (OSError, EOFError, zlib.error, ValueError, ImportError) as exc:  # corrupt or truncated compression
+            yield DeadLetter(path, line_no, "jsonl", type(exc).__name__,
+                             f"shard unreadable after line {line_no}: {exc}")
+            return
+        if not line:
+            return
+        if len(line) > cfg.max_record_bytes and not line.endswith(b"\n"):
+            yield DeadLetter(path, line_no, "jsonl", "RecordTooLarge",
+                             f"line exceeds input.max_record_bytes={cfg.max_record_bytes}", excerpt(line))
+            _skip_rest_of_line(lines)
+            line_no += 1
+            continue
+        offset = line_no
+        line_no += 1
+        if not line.strip():
+            continue  # blank lines are not records
+        yield _json_line_to_document(line, path, offset, cfg)
+
+
+def _skip_rest_of_line(lines: IO[bytes]) -> None:
+    while True:
+        chunk = lines.readline(1 << 20)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def _json_line_to_document(line: bytes, path: str, offset: int, cfg: InputConfig) -> ReadResult:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        return DeadLetter(path, offset, "jsonl", "JSONDecodeError", str(exc), excerpt(line))
+    if not isinstance(obj, dict):
+        return DeadLetter(path, offset, "jsonl", "NotAnObject",
+                          f"line is a JSON {type(obj).__name__}, not an object", excerpt(line))
+    return _fields_to_document(obj, path, offset, "jsonl", cfg, len(line), lambda: excerpt(line))
+
+
+def _fields_to_document(obj: dict[str, Any], path: str, offset: int, fmt: str, cfg: InputConfig,
+                        n_bytes: int, show: Any) -> ReadResult:
+    text = _get_field(obj, cfg.text_field)
+    if not isinstance(text, str):
+        problem = "missing" if text is None else f"a {type(text).__name__}, not a string"
+        return DeadLetter(path, offset, fmt, "MissingTextField",
+                          f"text field {cfg.text_field!r} is {problem}", show())
+    given_id = _get_field(obj, cfg.id_field)
+    doc_id = str(given_id) if given_id not in (None, "") and not isinstance(given_id, (dict, list)) \
+        else fallback_doc_id(path, offset)
+    url = _get_field(obj, cfg.url_field)
+    date = _get_field(obj, cfg.date_field)
+    return Document(
+        doc_id, path, offset, fmt,
+        url=url if isinstance(url, str) else None,
+        crawl_date=str(date) if date is not None else None,
+        n_bytes_raw=n_bytes, text=text,
+    )
+
+
+# --- Parquet ---------------------------------------------------------------
+
+
+def _read_parquet(stream: IO[bytes], path: str, cfg: InputConfig) -> Iterator[ReadResult]:
+    import pyarrow.parquet as pq
+
+    try:
+        pfile = pq.ParquetFile(stream)
+    except Exception as exc:  # noqa: BLE001
+        yield DeadLetter(path, 0, "parquet", type(exc).__name__, f"not a readable Parquet file: {exc}")
+        return
+    top = {cfg.text_field, cfg.id_field, cfg.url_field, cfg.date_field}
+    columns = [c for c in pfile.schema_arrow.names if c in {f.split(".")[0] for f in top if f}]
+    row = 0
+    try:
+        for batch in pfile.iter_batches(batch_size=1024, columns=columns):
+            for obj in batch.to_pylist():
+                n_bytes = len(obj.get(cfg.text_field) or "") if isinstance(obj.get(cfg.text_field), str) else 0
+                yield _fields_to_document(obj, path, row, "parquet", cfg, n_bytes, lambda o=obj: excerpt(repr(o)))
+                row += 1
+    except Exception as exc:  # noqa: BLE001
+        yield DeadLetter(path, row, "parquet", type(exc).__name__, f"shard unreadable after row {row}: {exc}")

@@ -1,0 +1,312 @@
+"""A curation run from the driver's side: checks before any work, the Beam job, stats and manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from toxsieve.classifiers.langid import resolve_lid_model, sha256_file
+from toxsieve.pipelines import progress
+from toxsieve.pipelines.config import Config
+from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
+from toxsieve.pipelines.readers import detect_format
+from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
+from toxsieve.schemas.enums import REASONS_BY_STAGE
+
+_LOG = logging.getLogger("toxsieve")
+
+STATS_FILE = "stats.json"
+MANIFEST_FILE = "manifest.json"
+_DEPENDENCIES = ("apache-beam", "pyarrow", "numpy", "fasttext-numpy2", "resiliparse", "fastwarc",
+                 "xxhash", "zstandard", "pyyaml")
+
+
+class RunError(RuntimeError):
+    """A problem found before or after the job that the user must fix; the message says what."""
+
+
+class ConservationError(RunError):
+    """Records went missing: read != kept + removed + dead-lettered."""
+
+
+@dataclass
+class RunResult:
+    output: str
+    stats: dict[str, Any]
+    manifest: dict[str, Any]
+    input_files: list[str] = field(default_factory=list)
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def match_inputs(patterns: list[str], cfg: Config) -> list[tuple[str, int]]:
+    """Every file the patterns match, with its size; an error names a pattern that matches nothing."""
+    files: dict[str, int] = {}
+    for pattern in patterns:
+        try:
+            result = FileSystems.match([pattern])[0]
+        except Exception as exc:  # noqa: BLE001 - Beam raises a generic error for bad schemes
+            raise RunError(f"cannot list input {pattern!r}: {exc}") from exc
+        matched = [m for m in result.metadata_list if not m.path.endswith("/")]
+        if not matched:
+            raise RunError(f"input {pattern!r} matches no file")
+        for meta in matched:
+            detect_format(meta.path, cfg.input.format)  # unknown formats fail here, before any work
+            files[meta.path] = meta.size_in_bytes
+    return sorted(files.items())
+
+
+def prepare_output(output: str, overwrite: bool) -> None:
+    """Refuse a non-empty output directory unless ``overwrite``; then remove only toxsieve's outputs."""
+    existing = _list(output)
+    if not existing:
+        return
+    if not overwrite:
+        raise RunError(f"output directory {output} is not empty; pass --overwrite to replace a previous run")
+    ours = {FileSystems.join(output, name) for name in (*OUTPUT_DIRS, STATS_FILE, MANIFEST_FILE, COUNTS_FILE)}
+    foreign = [p for p in existing if not any(p == o or p.startswith(o + "/") for o in ours)]
+    if foreign:
+        raise RunError(f"output directory {output} holds files that are not a toxsieve run "
+                       f"(e.g. {foreign[0]}); refusing to overwrite")
+    FileSystems.delete(existing)
+
+
+def _list(directory: str) -> list[str]:
+    try:
+        result = FileSystems.match([FileSystems.join(directory, "**")])[0]
+    except Exception:  # noqa: BLE001 - a missing directory matches nothing
+        return []
+    return [m.path for m in result.metadata_list]
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    options = PipelineOptions(beam_args)
+    options.view_as(beam.options.pipeline_options.SetupOptions).save_main_session = False
+    return options
+
+
+def make_runner(options: PipelineOptions) -> Any:
+    """The runner to use. The DirectRunner would first try Beam's PrismRunner, which downloads a
+    binary (impossible offline); toxsieve runs the DirectRunner's own engine (FnApiRunner) instead.
+    It honours --direct_num_workers and --direct_running_mode."""
+    name = options.view_as(StandardOptions).runner
+    if name in (None, "DirectRunner", "direct", "FnApiRunner"):
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return FnApiRunner()
+    return name
+
+
+def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None = None,
+        overwrite: bool = False, run_id: str | None = None, argv: list[str] | None = None) -> RunResult:
+    started = time.time()
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    run_id = run_id or new_run_id()
+    output = output.rstrip("/") or output
+    files = match_inputs(inputs, cfg)
+    lid_model = resolve_lid_model(cfg.language.model_path)
+    prepare_output(output, overwrite)
+    progress.configure(cfg.run.progress_interval_s)
+
+    options = pipeline_options(beam_args or [])
+    runner = make_runner(options)
+    _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
+                 _human_bytes(sum(s for _, s in files)), output)
+    spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        curate(p, spec)
+    wall = time.time() - started
+
+    stats = finalize_stats(output, run_id, wall)
+    manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, stats, argv)
+    _write_json(FileSystems.join(output, STATS_FILE), stats)
+    # The manifest is written last: its presence marks a complete, verified run.
+    _write_json(FileSystems.join(output, MANIFEST_FILE), manifest)
+    return RunResult(output, stats, manifest, [p for p, _ in files])
+
+
+def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
+    counts_path = FileSystems.join(output, COUNTS_FILE)
+    with FileSystems.open(counts_path) as fh:
+        counts: dict[str, int] = json.loads(fh.read())
+    FileSystems.delete([counts_path])
+
+    files = {name: _parquet_rows(FileSystems.join(output, name)) for name in OUTPUT_DIRS}
+    rows = {name: sum(n for _, n in entries) for name, entries in files.items()}
+    read = counts.get("read", 0)
+
+    removed_by_stage: dict[str, dict[str, int]] = {}
+    funnel = []
+    remaining = counts.get("documents", 0)
+    for stage, reasons in REASONS_BY_STAGE.items():
+        by_reason = {r.value: counts[f"removed/{stage.value}/{r.value}"]
+                     for r in reasons if counts.get(f"removed/{stage.value}/{r.value}")}
+        removed_by_stage[stage.value] = by_reason
+        n_removed = sum(by_reason.values())
+        funnel.append({"stage": stage.value, "in": remaining, "removed": n_removed, "out": remaining - n_removed})
+        remaining -= n_removed
+    languages: dict[str, dict[str, int]] = {}
+    for key, n in counts.items():
+        if key.startswith("language/"):
+            _, decision, lang = key.split("/", 2)
+            entry = languages.setdefault(lang, {"documents": 0, "kept": 0})
+            entry["documents"] += n
+            if decision == "kept":
+                entry["kept"] += n
+    languages = dict(sorted(languages.items(), key=lambda kv: (-kv[1]["documents"], kv[0])))
+
+    accounted = rows["kept"] + rows["removed"] + rows["dead_letter"]
+    checks = {
+        "read == kept + removed + dead_lettered": read == accounted,
+        "metadata rows == documents": rows["metadata"] == counts.get("documents", 0),
+        "documents + dead_lettered == read": counts.get("documents", 0) + counts.get("dead_letter", 0) == read,
+        "kept rows == kept decisions": rows["kept"] == counts.get("decision/kept", 0),
+        "removed rows == removed decisions": rows["removed"] == counts.get("decision/removed", 0),
+    }
+    stats: dict[str, Any] = {
+        "run_id": run_id,
+        "wall_time_s": round(wall_s, 3),
+        "read": read,
+        "documents": counts.get("documents", 0),
+        "kept": rows["kept"],
+        "removed": rows["removed"],
+        "dead_lettered": rows["dead_letter"],
+        "funnel": funnel,
+        "removed_by_stage": removed_by_stage,
+        "dead_letter_by_error": {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("dead_letter/")},
+        "by_format": {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("format/")},
+        "languages": languages,
+        "outputs": {name: {"files": len(entries), "rows": rows[name]} for name, entries in files.items()},
+        "docs_per_s": round(read / wall_s, 1) if wall_s > 0 else None,
+        "conservation": {"ok": all(checks.values()), "read": read, "accounted": accounted, "checks": checks},
+    }
+    if not stats["conservation"]["ok"]:
+        _write_json(FileSystems.join(output, STATS_FILE), stats)
+        failed = [name for name, ok in checks.items() if not ok]
+        raise ConservationError(
+            f"records were lost or duplicated: read={read}, kept={rows['kept']}, removed={rows['removed']}, "
+            f"dead_lettered={rows['dead_letter']}, metadata={rows['metadata']}; failed checks: {failed}. "
+            f"No manifest was written; see {FileSystems.join(output, STATS_FILE)}")
+    return stats
+
+
+def _parquet_rows(directory: str) -> list[tuple[str, int]]:
+    """(file, rows) for every Parquet file under a directory, from the footers only."""
+    out = []
+    for path in sorted(p for p in _list(directory) if p.endswith(".parquet") and "/.tmp-" not in p):
+        with FileSystems.open(path) as fh:
+            out.append((path, pq.ParquetFile(fh).metadata.num_rows))
+    return out
+
+
+def build_manifest(run_id: str, started_at: str, cfg: Config, files: list[tuple[str, int]], patterns: list[str],
+                   options: PipelineOptions, lid_model: Path, stats: dict[str, Any],
+                   argv: list[str] | None) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "complete": True,
+        "started_at": started_at,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": argv,
+        "toxsieve_version": _version("toxsieve"),
+        "git_sha": _git_sha(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "dependencies": {name: _version(name) for name in _DEPENDENCIES},
+        "config": cfg.to_dict(),
+        "beam": {"options": {k: v for k, v in options.get_all_options(drop_default=True).items()}},
+        "inputs": {"patterns": patterns, "files": [{"path": p, "size_bytes": s} for p, s in files]},
+        "models": [{"role": "language_id", "name": lid_model.name, "path": str(lid_model),
+                    "sha256": sha256_file(lid_model)}],
+        "lists": [],
+        "schemas": {name: {"schema": schema.metadata[b"toxsieve.schema"].decode(), "version": SCHEMA_VERSION}
+                    for name, schema in SCHEMAS.items()},
+        "outputs": {name: f"{name}/" for name in OUTPUT_DIRS} | {"stats": STATS_FILE},
+        "summary": {k: stats[k] for k in ("read", "kept", "removed", "dead_lettered")},
+    }
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def _git_sha() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    if out.returncode != 0 or not sha:
+        return None
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    return sha + ("-dirty" if dirty else "")
+
+
+def _write_json(path: str, obj: dict[str, Any]) -> None:
+    with FileSystems.create(path) as fh:
+        fh.write((json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def summary_table(stats: dict[str, Any], output: str, top_languages: int = 10) -> str:
+    """The human summary printed at the end of a run."""
+    lines = [
+        f"toxsieve run {stats['run_id']} finished in {stats['wall_time_s']:.1f}s ({stats['docs_per_s']} records/s)",
+        "",
+        f"  read            {stats['read']:>10,}   ({stats['documents']:,} documents, "
+        f"{stats['dead_lettered']:,} dead-lettered)",
+    ]
+    for step in stats["funnel"]:
+        removed = "-" + format(step["removed"], ",")
+        lines.append(f"  {step['stage']:<15} {removed:>10}   → {step['out']:,}")
+        for reason, n in stats["removed_by_stage"][step["stage"]].items():
+            lines.append(f"      {reason:<24} {n:>8,}")
+    lines.append(f"  kept            {stats['kept']:>10,}")
+    if stats["dead_letter_by_error"]:
+        lines.append("")
+        lines.append("  dead letters: " + ", ".join(f"{k} {v}" for k, v in stats["dead_letter_by_error"].items()))
+    lines.append("")
+    lines.append("  top languages (documents / kept):")
+    for lang, entry in list(stats["languages"].items())[:top_languages]:
+        lines.append(f"      {lang:<8} {entry['documents']:>8,} / {entry['kept']:,}")
+    c = stats["conservation"]
+    lines.append("")
+    lines.append(f"  conservation: read {c['read']:,} == kept + removed + dead-lettered {c['accounted']:,}: "
+                 f"{'OK' if c['ok'] else 'FAILED'}")
+    lines.append("")
+    lines.append(f"  outputs in {output}/: kept/ metadata/ removed/ dead_letter/ stats.json manifest.json")
+    return "\n".join(lines)
+
+
+def print_summary(stats: dict[str, Any], output: str) -> None:
+    sys.stdout.write(summary_table(stats, output) + "\n")

@@ -1,0 +1,294 @@
+"""The thin Beam shell: one labelled PTransform per stage, each wrapping a pure core function.
+
+Every filtering stage returns two PCollections, ``(kept, removed)``. They are split with two
+single-output ParDos rather than a multi-output ParDo, because Beam's DaskRunner hands every
+tagged output to every consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import xxhash
+from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from toxsieve.pipelines import progress
+from toxsieve.pipelines.config import ExactDedupConfig, ExtractConfig, InputConfig, LanguageConfig, OutputConfig
+from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
+from toxsieve.pipelines.document import DeadLetter, Document
+from toxsieve.pipelines.extract import extract_document
+from toxsieve.pipelines.language import apply_language
+from toxsieve.pipelines.outputs import Row, row_size, row_sort_key, write_parquet_shards
+from toxsieve.pipelines.readers import detect_format, read_shard
+
+Split = tuple[beam.PCollection, beam.PCollection]
+
+
+def _count_removal(doc: Document) -> None:
+    if doc.removal is not None:
+        Metrics.counter(doc.removal.stage.value, doc.removal.reason.value).inc()
+        progress.PROGRESS.add(f"removed.{doc.removal.reason.value}")
+
+
+class SplitRemovals(beam.PTransform):
+    """(kept, removed) from a PCollection of Documents, by ``doc.removal``."""
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        kept = docs | "Kept" >> beam.FlatMap(lambda d: [d] if d.removal is None else [])
+        removed = docs | "Removed" >> beam.FlatMap(lambda d: [d] if d.removal is not None else [])
+        return kept, removed
+
+
+# --- reading ---------------------------------------------------------------
+
+
+class _ReadShardFn(beam.DoFn):
+    def __init__(self, cfg: InputConfig) -> None:
+        self.cfg = cfg
+
+    def process(self, readable: fileio.ReadableFile) -> Iterator[Document | DeadLetter]:
+        path = readable.metadata.path
+        fmt = detect_format(path, self.cfg.format)
+        try:
+            stream = readable.open(compression_type="uncompressed")
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is a dead letter, not a crash
+            yield DeadLetter(path, 0, fmt, type(exc).__name__, f"cannot open shard: {exc}")
+            return
+        with stream:
+            for record in read_shard(stream, path, fmt, self.cfg):
+                progress.PROGRESS.add("read")
+                if isinstance(record, DeadLetter):
+                    Metrics.counter("read", "dead_letter").inc()
+                else:
+                    Metrics.counter("read", "documents").inc()
+                yield record
+
+
+class ReadCrawlShards(beam.PTransform):
+    """Every record of every matched shard as a Document or a DeadLetter (then split)."""
+
+    def __init__(self, patterns: list[str], cfg: InputConfig) -> None:
+        super().__init__()
+        self.patterns = patterns
+        self.cfg = cfg
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(sorted(set(self.patterns)))
+            | "MatchFiles" >> fileio.MatchAll()
+            | "ReadMatches" >> fileio.ReadMatches()
+            | "ReadShards" >> beam.ParDo(_ReadShardFn(self.cfg))
+            # One shard is read by one worker; spread its records before the heavy stages.
+            | "Rebalance" >> beam.Reshuffle()
+        )
+
+
+class SplitDeadLetters(beam.PTransform):
+    """(documents, dead letters) from the reader's output."""
+
+    def expand(self, records: beam.PCollection) -> Split:
+        docs = records | "Documents" >> beam.FlatMap(lambda r: [r] if isinstance(r, Document) else [])
+        dead = records | "DeadLetters" >> beam.FlatMap(lambda r: [r] if isinstance(r, DeadLetter) else [])
+        return docs, dead
+
+
+# --- stages ----------------------------------------------------------------
+
+
+class _ExtractFn(beam.DoFn):
+    def __init__(self, cfg: ExtractConfig) -> None:
+        self.cfg = cfg
+
+    def process(self, doc: Document) -> Iterator[Document]:
+        out = extract_document(doc, self.cfg)
+        progress.PROGRESS.add("extracted")
+        _count_removal(out)
+        yield out
+
+
+class ExtractText(beam.PTransform):
+    """HTML → main text, normalisation, text hash, length floor (too_short / empty_text)."""
+
+    def __init__(self, cfg: ExtractConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return docs | "Extract" >> beam.ParDo(_ExtractFn(self.cfg)) | SplitRemovals()
+
+
+class _LanguageFn(beam.DoFn):
+    def __init__(self, cfg: LanguageConfig) -> None:
+        self.cfg = cfg
+        self._lid: Any = None
+
+    def setup(self) -> None:
+        from toxsieve.classifiers.langid import FastTextLanguageIdentifier
+
+        self._lid = FastTextLanguageIdentifier(self.cfg.model_path, self.cfg.max_chars)
+
+    def process(self, doc: Document) -> Iterator[Document]:
+        ((language, score),) = self._lid.predict([doc.text or ""])
+        out = apply_language(doc, language, score, self.cfg)
+        Metrics.counter("language", f"detected.{language}").inc()
+        progress.PROGRESS.add("language")
+        _count_removal(out)
+        yield out
+
+
+class IdentifyLanguage(beam.PTransform):
+    """fastText LID-176: language + score on every document; allowed list and confidence floors."""
+
+    def __init__(self, cfg: LanguageConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return docs | "Identify" >> beam.ParDo(_LanguageFn(self.cfg)) | SplitRemovals()
+
+
+def _resolve_group(item: tuple[str, Iterable[Document]]) -> Iterator[Document]:
+    for doc in resolve_exact_duplicates(item[1]):
+        _count_removal(doc)
+        yield doc
+
+
+class DropExactDuplicates(beam.PTransform):
+    """Group by the hash of the normalised text across the whole run; keep the smallest doc_id."""
+
+    def __init__(self, cfg: ExactDedupConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return (
+            docs
+            | "KeyByTextHash" >> beam.Map(lambda d: (d.text_hash, d))
+            | "GroupByTextHash" >> beam.GroupByKey()
+            | "KeepOnePerHash" >> beam.FlatMap(_resolve_group)
+            | SplitRemovals()
+        )
+
+
+# --- writing ---------------------------------------------------------------
+
+
+def shard_of(row: Row, n_shards: int) -> int:
+    key = "\x00".join(str(k) for k in row_sort_key(row))
+    return xxhash.xxh3_64_intdigest(key.encode("utf-8", "surrogatepass")) % n_shards
+
+
+class _WriteShardFn(beam.DoFn):
+    def __init__(self, directory: str, schema: pa.Schema, cfg: OutputConfig) -> None:
+        self.directory = directory
+        self.schema = schema
+        self.cfg = cfg
+
+    def process(self, item: tuple[int, Iterable[Row]], n_shards: int) -> Iterator[tuple[str, int]]:
+        shard, rows = item
+        directory = self.directory
+
+        def make_path(seq: int) -> str:
+            return FileSystems.join(directory, f"part-{shard:05d}-of-{n_shards:05d}-{seq:03d}.parquet")
+
+        def rename(src: str, dst: str) -> None:
+            if FileSystems.exists(dst):
+                FileSystems.delete([dst])  # a retried bundle replaces its own earlier output
+            FileSystems.rename([src], [dst])
+
+        for path, n in write_parquet_shards(rows, self.schema, make_path, FileSystems.create, rename, self.cfg):
+            yield path, n
+
+
+class WriteParquetShards(beam.PTransform):
+    """Rows → zstd Parquet shards under ``directory``, sized from the data, sorted inside each file.
+
+    Returns a PCollection of (file path, rows written). Written from ParDos after a GroupByKey
+    (not ``WriteToParquet``), which every runner executes the same way.
+    """
+
+    def __init__(self, directory: str, schema: pa.Schema, to_row: Callable[[Any], Row], cfg: OutputConfig,
+                 write_empty: bool = True) -> None:
+        super().__init__()
+        self.directory = directory
+        self.schema = schema
+        self.to_row = to_row
+        self.cfg = cfg
+        self.write_empty = write_empty
+
+    def expand(self, items: beam.PCollection) -> beam.PCollection:
+        rows = items | "ToRow" >> beam.Map(self.to_row)
+        total = rows | "Size" >> beam.Map(row_size) | "TotalSize" >> beam.CombineGlobally(sum)
+        target = self.cfg.shard_target_bytes
+        n_shards = total | "ShardCount" >> beam.Map(lambda b: max(1, math.ceil(b / target)))
+        written = (
+            rows
+            | "AssignShard" >> beam.Map(lambda r, n: (shard_of(r, n), r), n=beam.pvalue.AsSingleton(n_shards))
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg),
+                                         n_shards=beam.pvalue.AsSingleton(n_shards))
+        )
+        if not self.write_empty:
+            return written
+        # An empty output still gets one (empty) file with the schema, so readers never fail on it.
+        empty = (
+            total
+            | "IfEmpty" >> beam.FlatMap(lambda b: [(0, [])] if b == 0 else [])
+            | "WriteEmpty" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg), n_shards=1)
+        )
+        return (written, empty) | "AllFiles" >> beam.Flatten()
+
+
+# --- stats -----------------------------------------------------------------
+
+
+def funnel_keys(meta: Row) -> Iterator[str]:
+    """Stats keys for one metadata row."""
+    yield "documents"
+    yield f"decision/{meta['decision']}"
+    if meta["stage"]:
+        yield f"removed/{meta['stage']}/{meta['reason']}"
+    lang = meta["language"] or "und"
+    yield f"language/{meta['decision']}/{lang}"
+    yield f"format/{meta['source_format']}"
+
+
+class ComputeStats(beam.PTransform):
+    """Counts computed from the data itself (not Beam metrics, which not every runner reports)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def expand(self, pcolls: dict[str, beam.PCollection]) -> beam.PCollection:
+        keyed = [
+            pcolls["metadata_rows"] | "FunnelKeys" >> beam.FlatMap(lambda m: [(k, 1) for k in funnel_keys(m)]),
+            pcolls["dead_letters"] | "DeadKeys" >> beam.FlatMap(
+                lambda d: [("dead_letter", 1), (f"dead_letter/{d.error_type}", 1)]),
+            pcolls["read"] | "ReadKeys" >> beam.Map(lambda r: ("read", 1)),
+        ]
+        for name in ("kept", "metadata", "removed", "dead_letter"):
+            keyed.append(pcolls[f"files_{name}"] | f"Written{name}" >> beam.Map(lambda f, n=name: (f"written/{n}", f[1])))
+            keyed.append(pcolls[f"files_{name}"] | f"Files{name}" >> beam.Map(lambda f, n=name: (f"files/{n}", 1)))
+        path = self.path
+        return (
+            keyed
+            | "AllKeys" >> beam.Flatten()
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "One" >> beam.combiners.ToList()
+            | "WriteCounts" >> beam.Map(lambda kv: _write_json(path, dict(sorted(kv))))
+        )
+
+
+def _write_json(path: str, obj: dict[str, Any]) -> str:
+    with FileSystems.create(path) as fh:
+        fh.write(json.dumps(obj, indent=1, sort_keys=True).encode())
+    return path

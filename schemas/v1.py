@@ -1,0 +1,115 @@
+"""Version 1 of the output schemas: curated documents, per-document metadata, audit trail, dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+def _versioned(name: str, fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(
+        fields,
+        metadata={"toxsieve.schema": name, "toxsieve.schema_version": str(SCHEMA_VERSION)},
+    )
+
+
+_SOURCE_FIELDS = [
+    pa.field("source_path", pa.string(), nullable=False),  # the shard the record came from
+    pa.field("source_offset", pa.int64(), nullable=False),  # byte offset (WARC) or line/row number
+    pa.field("source_format", pa.string(), nullable=False),  # warc | wet | jsonl | parquet
+]
+
+# kept/: the training set.
+CURATED_SCHEMA = _versioned(
+    "curated_document",
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("text", pa.large_string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("crawl_date", pa.string()),  # as given by the source (ISO 8601 for WARC)
+        pa.field("language", pa.string()),
+        pa.field("language_score", pa.float32()),
+        pa.field("text_hash", pa.string(), nullable=False),
+        pa.field("n_chars", pa.int64(), nullable=False),
+        *_SOURCE_FIELDS,
+    ],
+)
+
+# metadata/: one row per document read (not per dead letter), kept or removed.
+METADATA_SCHEMA = _versioned(
+    "document_metadata",
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("crawl_date", pa.string()),
+        *_SOURCE_FIELDS,
+        pa.field("http_status", pa.int32()),
+        pa.field("content_type", pa.string()),
+        pa.field("n_bytes_raw", pa.int64(), nullable=False),  # size of the record's payload
+        pa.field("n_chars", pa.int64()),  # after extraction and normalisation
+        pa.field("text_hash", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("language_score", pa.float32()),
+        pa.field("decision", pa.string(), nullable=False),  # Decision
+        pa.field("stage", pa.string()),  # Stage that removed it
+        pa.field("reason", pa.string()),  # Reason
+        pa.field("duplicate_of", pa.string()),
+    ],
+)
+
+# removed/: the audit trail, one row per removed document with its evidence.
+AUDIT_SCHEMA = _versioned(
+    "audit_record",
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        *_SOURCE_FIELDS,
+        # evidence: what the decision was based on
+        pa.field("score", pa.float64()),  # the measured value (language score, length, status ...)
+        pa.field("threshold", pa.float64()),  # the bound it was compared with
+        pa.field("duplicate_of", pa.string()),
+        pa.field("matched", pa.list_(pa.string())),  # matched terms / list entries
+        pa.field("detail", pa.string()),  # one human-readable line
+        pa.field("language", pa.string()),
+        pa.field("language_score", pa.float32()),
+        pa.field("n_chars", pa.int64()),
+        pa.field("text", pa.large_string()),  # full, truncated or null (output.removed_text)
+        pa.field("text_truncated", pa.bool_(), nullable=False),
+    ],
+)
+
+# dead_letter/: input that could not be read or decoded.
+DEAD_LETTER_SCHEMA = _versioned(
+    "dead_letter",
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        *_SOURCE_FIELDS,
+        pa.field("error_type", pa.string(), nullable=False),
+        pa.field("error", pa.string(), nullable=False),
+        pa.field("record_excerpt", pa.string()),  # first bytes of the bad record, repr-escaped
+    ],
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "kept": CURATED_SCHEMA,
+    "metadata": METADATA_SCHEMA,
+    "removed": AUDIT_SCHEMA,
+    "dead_letter": DEAD_LETTER_SCHEMA,
+}
+
+
+def schema_to_dict(schema: pa.Schema) -> dict[str, Any]:
+    """A JSON-able description of a schema, for golden snapshots and docs."""
+    meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    return {
+        "metadata": meta,
+        "fields": [
+            {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema
+        ],
+    }
