@@ -18,7 +18,7 @@ from typing import Any
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from toxsieve.classifiers.langid import resolve_lid_model, sha256_file
 from toxsieve.pipelines import progress

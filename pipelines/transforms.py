@@ -204,8 +204,7 @@ class _WriteShardFn(beam.DoFn):
                 FileSystems.delete([dst])  # a retried bundle replaces its own earlier output
             FileSystems.rename([src], [dst])
 
-        for path, n in write_parquet_shards(rows, self.schema, make_path, FileSystems.create, rename, self.cfg):
-            yield path, n
+        yield from write_parquet_shards(rows, self.schema, make_path, FileSystems.create, rename, self.cfg)
 
 
 class WriteParquetShards(beam.PTransform):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """The pipeline stage that made a decision about a document."""
 
     READ = "read"
@@ -14,7 +14,7 @@ class Stage(str, Enum):
     EXACT_DEDUP = "exact_dedup"
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a document was removed. One reason per removal; the evidence goes in typed columns."""
 
     NOT_HTML = "not_html"  # WARC response whose Content-Type is not HTML/XHTML
@@ -35,6 +35,6 @@ REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
 }
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     KEPT = "kept"
     REMOVED = "removed"

@@ -1,0 +1,223 @@
+"""`toxsieve run` end to end on the shipped crawl sample and on hostile inputs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS
+from toxsieve.classifiers.langid import SHIPPED_LID_MODEL, sha256_file
+from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.run import ConservationError, finalize_stats
+from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
+
+pytestmark = pytest.mark.e2e
+
+# Golden counts for the shipped sample with deploy/configs/demo.yaml. A change here is a
+# behaviour change of extraction, LID or dedup: look at the diff of removed/ before updating.
+GOLDEN = {
+    "read": 75, "documents": 75, "kept": 67, "removed": 8, "dead_lettered": 0,
+    "removed_by_stage": {
+        "read": {}, "extract": {"too_short": 5}, "language": {"low_language_confidence": 1},
+        "exact_dedup": {"exact_duplicate": 2},
+    },
+    "by_format": {"jsonl": 20, "warc": 54, "wet": 1},
+}
+
+
+def _run(out: Path, *extra: str, inputs: list[str] | None = None, config: Path | None = DEMO_CONFIG) -> int:
+    argv = ["run", "--output", str(out), "--quiet", "--run-id", "test-run"]
+    for pattern in inputs if inputs is not None else SAMPLE_GLOBS:
+        argv += ["--input", pattern]
+    if config is not None:
+        argv += ["--config", str(config)]
+    return main([*argv, *extra])
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "out"
+    assert _run(out) == 0
+    return out
+
+
+def test_sample_run_matches_golden_counts_and_conserves_records(sample_run: Path) -> None:
+    stats = json.loads((sample_run / "stats.json").read_text())
+    for key, value in GOLDEN.items():
+        assert stats[key] == value, key
+    assert stats["conservation"]["ok"] is True
+    assert stats["read"] == stats["kept"] + stats["removed"] + stats["dead_lettered"]
+    assert stats["languages"]["en"]["documents"] >= 50
+
+
+def test_outputs_follow_the_schemas_and_every_document_has_metadata(sample_run: Path) -> None:
+    kept = pq.read_table(sample_run / "kept")
+    meta = pq.read_table(sample_run / "metadata")
+    removed = pq.read_table(sample_run / "removed")
+    dead = pq.read_table(sample_run / "dead_letter")
+    for table, schema in ((kept, CURATED_SCHEMA), (meta, METADATA_SCHEMA), (removed, AUDIT_SCHEMA),
+                          (dead, DEAD_LETTER_SCHEMA)):
+        assert table.schema.remove_metadata().equals(schema.remove_metadata())
+    assert meta.num_rows == kept.num_rows + removed.num_rows
+    meta_ids = meta.column("doc_id").to_pylist()
+    assert len(set(meta_ids)) == len(meta_ids)
+    assert set(meta_ids) == set(kept.column("doc_id").to_pylist()) | set(removed.column("doc_id").to_pylist())
+    # every kept document has text, a language and a hash; no kept text is duplicated
+    assert all(t for t in kept.column("text").to_pylist())
+    assert all(lang for lang in kept.column("language").to_pylist())
+    hashes = kept.column("text_hash").to_pylist()
+    assert len(set(hashes)) == len(hashes)
+    # the schema version travels in the Parquet footer
+    assert pq.read_schema(next((sample_run / "kept").glob("*.parquet"))).metadata[
+        b"toxsieve.schema_version"] == b"1"
+
+
+def test_audit_trail_explains_every_removal(sample_run: Path) -> None:
+    removed = pq.read_table(sample_run / "removed").to_pylist()
+    meta = {r["doc_id"]: r for r in pq.read_table(sample_run / "metadata").to_pylist()}
+    for row in removed:
+        assert row["run_id"] == "test-run"
+        assert row["detail"]
+        assert meta[row["doc_id"]]["decision"] == "removed"
+        assert meta[row["doc_id"]]["reason"] == row["reason"]
+        if row["reason"] == "exact_duplicate":
+            keeper = meta[row["duplicate_of"]]
+            assert keeper["decision"] == "kept" and row["doc_id"] > row["duplicate_of"]
+            assert keeper["text_hash"] == meta[row["doc_id"]]["text_hash"]
+        if row["reason"] == "too_short":
+            assert row["score"] < row["threshold"] == 200
+        if row["reason"] == "low_language_confidence":
+            assert row["language_score"] < row["threshold"]
+
+
+def test_kept_set_loads_in_duckdb_polars_and_arrow_datasets(sample_run: Path) -> None:
+    pattern = str(sample_run / "kept" / "*.parquet")
+    n_duck = duckdb.sql(f"select count(*) from read_parquet('{pattern}')").fetchall()[0][0]
+    n_polars = pl.read_parquet(pattern).height
+    n_arrow = ds.dataset(str(sample_run / "kept"), format="parquet").count_rows()
+    assert n_duck == n_polars == n_arrow == GOLDEN["kept"]
+
+
+def test_manifest_records_config_versions_and_model_checksums(sample_run: Path) -> None:
+    manifest = json.loads((sample_run / "manifest.json").read_text())
+    assert manifest["complete"] is True and manifest["run_id"] == "test-run"
+    assert manifest["config"]["input"]["url_field"] == "metadata.url"
+    assert manifest["dependencies"]["apache-beam"] == "2.77.0"
+    (model,) = manifest["models"]
+    assert model["sha256"] == sha256_file(SHIPPED_LID_MODEL)
+    assert len(manifest["inputs"]["files"]) == 7
+    assert manifest["summary"]["kept"] == GOLDEN["kept"]
+
+
+def test_multiprocessing_workers_give_the_same_outputs_as_in_memory(sample_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mp"
+    assert _run(out, "--direct_num_workers=2", "--direct_running_mode=multi_processing") == 0
+    for name in ("kept", "metadata", "removed", "dead_letter"):
+        a = pq.read_table(sample_run / name)
+        b = pq.read_table(out / name)
+        assert a.equals(b), name
+        assert sorted(p.name for p in (sample_run / name).glob("*.parquet")) == \
+            sorted(p.name for p in (out / name).glob("*.parquet"))
+
+
+def _warc_record(uri: str, status: int, content_type: str, body: bytes, rid: str) -> bytes:
+    http = (f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    block = http + body
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:{rid}>\r\n"
+            f"WARC-Target-URI: {uri}\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"
+            f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n").encode()
+    return head + block + b"\r\n\r\n"
+
+
+def test_hostile_inputs_are_dead_lettered_or_removed_and_the_run_goes_on(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    page = b"<html><body><p>" + b"A paragraph of ordinary English prose about gardening. " * 10 + b"</p></body></html>"
+    warc = (_warc_record("http://ok.example/", 200, "text/html; charset=utf-8", page, "00000000-0000-0000-0000-000000000001")
+            + _warc_record("http://gone.example/", 404, "text/html", page, "00000000-0000-0000-0000-000000000002")
+            + _warc_record("http://img.example/a.png", 200, "image/png", b"\x89PNG\r\n", "00000000-0000-0000-0000-000000000003"))
+    (src / "mixed.warc.gz").write_bytes(gzip.compress(warc))
+    good = gzip.compress(warc)
+    (src / "truncated.warc.gz").write_bytes(good[: len(good) // 2])
+    lines = [json.dumps({"id": f"j{i}", "text": f"Une phrase numéro {i} en français sur le jardinage. " * 6})
+             for i in range(5)]
+    lines.insert(2, "{not json")
+    lines.insert(4, json.dumps({"id": "notext"}))
+    (src / "docs.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode()))
+    (src / "random.warc").write_bytes(bytes(range(256)) * 4)
+    pq.write_table(_parquet_docs(), src / "docs.parquet")
+    out = tmp_path / "out"
+    assert _run(out, inputs=[str(src / "*")], config=None) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["conservation"]["ok"]
+    assert stats["removed_by_stage"]["read"] == {"http_status": 1, "not_html": 1}
+    dead = pq.read_table(out / "dead_letter").to_pylist()
+    by_file = {}
+    for row in dead:
+        by_file.setdefault(Path(row["source_path"]).name, []).append(row["error_type"])
+    assert sorted(by_file["docs.jsonl.zst"]) == ["JSONDecodeError", "MissingTextField"]
+    assert by_file["random.warc"] and by_file["truncated.warc.gz"]
+    assert stats["dead_lettered"] == len(dead) >= 4
+    kept_ids = set(pq.read_table(out / "kept").column("doc_id").to_pylist())
+    assert "urn:uuid:00000000-0000-0000-0000-000000000001" in kept_ids
+    assert {f"j{i}" for i in range(5)} <= kept_ids
+    assert {"p0", "p1"} <= kept_ids
+
+
+def _parquet_docs():  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    text = "Ein ganz normaler deutscher Absatz über Gartenarbeit und Pflanzen im Frühling. " * 5
+    return pa.table({"id": ["p0", "p1", "p2"], "text": [text, text + "!", None]})
+
+
+def test_conservation_failure_is_loud(sample_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(sample_run, out)
+    counts = {"read": GOLDEN["read"] + 1, "documents": GOLDEN["documents"] + 1}
+    (out / "_counts.json").write_text(json.dumps(counts))
+    with pytest.raises(ConservationError, match="lost or duplicated"):
+        finalize_stats(str(out), "test-run", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [("language:\n  min_scor: 0.5\n", "language.min_scor"),
+     ("extract: {min_chars: many}\n", "extract.min_chars"),
+     ("language: {model_path: /nonexistent/lid.bin}\n", "model not found")],
+)
+def test_bad_config_or_missing_model_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           config_text: str, message: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(config_text)
+    out = tmp_path / "out"
+    assert _run(out, config=cfg) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unreadable_input_and_non_empty_output_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert _run(out, inputs=[str(tmp_path / "missing" / "*.warc.gz")]) == 2
+    assert "matches no file" in capsys.readouterr().err
+    (tmp_path / "weird.bin").write_bytes(b"x")
+    assert _run(out, inputs=[str(tmp_path / "weird.bin")]) == 2
+    assert "input.format" in capsys.readouterr().err
+    small = [str(CRAWL / "whirlwind_cc2024" / "whirlwind.warc.wet.gz")]
+    assert _run(out, inputs=small) == 0
+    assert _run(out, inputs=small) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert _run(out, "--overwrite", inputs=small) == 0
+    (out / "notes.txt").write_text("mine")
+    assert _run(out, "--overwrite", inputs=small) == 2
+    assert "not a toxsieve run" in capsys.readouterr().err
