@@ -9,9 +9,12 @@ class Stage(StrEnum):
     """The pipeline stage that made a decision about a document."""
 
     READ = "read"
+    URL_BLOCKLIST = "url_blocklist"
     EXTRACT = "extract"
     LANGUAGE = "language"
+    WORD_BLOCKLIST = "word_blocklist"
     EXACT_DEDUP = "exact_dedup"
+    NEAR_DEDUP = "near_dedup"
 
 
 class Reason(StrEnum):
@@ -23,15 +26,22 @@ class Reason(StrEnum):
     TOO_SHORT = "too_short"  # normalised text below extract.min_chars
     LANGUAGE_NOT_ALLOWED = "language_not_allowed"
     LOW_LANGUAGE_CONFIDENCE = "low_language_confidence"
+    URL_BLOCKLISTED = "url_blocklisted"  # host, a parent domain or the exact URL is on a blocklist
+    URL_BANNED_WORD = "url_banned_word"  # a banned word inside the URL's host or path
+    WORD_BLOCKLIST = "word_blocklist"  # too many blocklisted words in the text for the policy
     EXACT_DUPLICATE = "exact_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"  # MinHash-LSH cluster member other than the keeper
 
 
-# Which stage may emit which reason: used to validate audit records and to order the funnel.
+# Which stage may emit which reason, in pipeline order: validates audit records, orders the funnel.
 REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
     Stage.READ: (Reason.NOT_HTML, Reason.HTTP_STATUS),
+    Stage.URL_BLOCKLIST: (Reason.URL_BLOCKLISTED, Reason.URL_BANNED_WORD),
     Stage.EXTRACT: (Reason.EMPTY_TEXT, Reason.TOO_SHORT),
     Stage.LANGUAGE: (Reason.LANGUAGE_NOT_ALLOWED, Reason.LOW_LANGUAGE_CONFIDENCE),
+    Stage.WORD_BLOCKLIST: (Reason.WORD_BLOCKLIST,),
     Stage.EXACT_DEDUP: (Reason.EXACT_DUPLICATE,),
+    Stage.NEAR_DEDUP: (Reason.NEAR_DUPLICATE,),
 }
 
 

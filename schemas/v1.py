@@ -53,6 +53,17 @@ METADATA_SCHEMA = _versioned(
         pa.field("text_hash", pa.string()),
         pa.field("language", pa.string()),
         pa.field("language_score", pa.float32()),
+        # blocklists
+        pa.field("url_blocklist_category", pa.string()),
+        pa.field("url_blocklist_entry", pa.string()),
+        pa.field("url_banned_words", pa.list_(pa.string())),
+        pa.field("blocklist_terms", pa.list_(pa.string())),
+        pa.field("blocklist_match_count", pa.int32()),
+        pa.field("blocklist_match_fraction", pa.float32()),
+        # near-duplicates
+        pa.field("near_dup_cluster", pa.string()),
+        pa.field("near_dup_cluster_size", pa.int32()),
+        pa.field("near_dup_similarity", pa.float32()),
         pa.field("decision", pa.string(), nullable=False),  # Decision
         pa.field("stage", pa.string()),  # Stage that removed it
         pa.field("reason", pa.string()),  # Reason
