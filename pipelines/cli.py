@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
     sub.add_parser("config", help="print the default config as YAML")
+
+    lists = sub.add_parser("lists", help="manage blocklists")
+    lists_sub = lists.add_subparsers(dest="lists_command", required=True)
+    imp = lists_sub.add_parser("import-ut1", help="import categories from a downloaded UT1 archive")
+    imp.add_argument("archive", help="blacklists.tar.gz or a single category's .tar.gz from UT1")
+    imp.add_argument("--dest", required=True, help="UT1-format directory to write (one folder per category)")
+    imp.add_argument("--category", action="append", default=[], help="category to import; repeatable (default: all)")
     return parser
 
 
@@ -42,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command != "run" and beam_args:
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
+    if args.command == "lists":
+        return _import_ut1(args)
 
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(message)s")
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
@@ -58,6 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"toxsieve: error: {exc}\n")
         return 2
     print_summary(result.stats, result.output)
+    return 0
+
+
+def _import_ut1(args: argparse.Namespace) -> int:
+    import tarfile
+
+    from toxsieve.pipelines.blocklists import import_ut1_archive
+
+    try:
+        counts = import_ut1_archive(args.archive, args.dest, args.category)
+    except (OSError, tarfile.TarError) as exc:
+        sys.stderr.write(f"toxsieve: error: {exc}\n")
+        return 2
+    for category, kinds in counts.items():
+        sys.stdout.write(f"{category}: {kinds.get('domains', 0):,} domains, {kinds.get('urls', 0):,} urls\n")
+    sys.stdout.write(f"written to {args.dest}; use it with blocklists.url.lists: [{args.dest}]\n")
     return 0
 
 

@@ -9,8 +9,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from toxsieve.pipelines.config import Config
+from toxsieve.pipelines.near_dedup_beam import DropNearDuplicates
 from toxsieve.pipelines.outputs import audit_row, curated_row, dead_letter_row, metadata_row
 from toxsieve.pipelines.transforms import (
+    ApplyUrlBlocklists,
+    ApplyWordBlocklists,
     ComputeStats,
     DropExactDuplicates,
     ExtractText,
@@ -37,15 +40,17 @@ class RunSpec:
 def stages(cfg: Config) -> list[beam.PTransform]:
     """The filtering stages in order. Each takes documents and returns (kept, removed).
 
-    A new stage (near-dedup, blocklists, toxicity) is one line here.
+    A new stage (near-dedup, toxicity, ...) is one line here.
     """
-    chain: list[beam.PTransform] = [
-        ExtractText(cfg.extract),
-        IdentifyLanguage(cfg.language),
+    chain: list[tuple[bool, beam.PTransform]] = [
+        (cfg.blocklists.url.enabled, ApplyUrlBlocklists(cfg.blocklists.url)),  # before parsing any HTML
+        (True, ExtractText(cfg.extract)),
+        (True, IdentifyLanguage(cfg.language)),
+        (cfg.blocklists.words.enabled, ApplyWordBlocklists(cfg.blocklists.words)),  # needs the language
+        (cfg.exact_dedup.enabled, DropExactDuplicates(cfg.exact_dedup)),
+        (cfg.near_dedup.enabled, DropNearDuplicates(cfg.near_dedup)),
     ]
-    if cfg.exact_dedup.enabled:
-        chain.append(DropExactDuplicates(cfg.exact_dedup))
-    return chain
+    return [stage for enabled, stage in chain if enabled]
 
 
 def curate(p: beam.Pipeline, spec: RunSpec) -> None:

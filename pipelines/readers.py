@@ -110,10 +110,11 @@ def _read_warc(stream: IO[bytes], path: str, fmt: str, cfg: InputConfig) -> Iter
     wanted = WarcRecordType.conversion if fmt == "wet" else WarcRecordType.response
     last_pos = 0
     n_records = 0
+    source = _warc_stream(stream, path)
     try:
         # All record types are iterated so that a record fastwarc cannot parse ("unknown")
         # surfaces here instead of silently ending the shard.
-        for record in ArchiveIterator(_warc_stream(stream, path), parse_http=(fmt == "warc"),
+        for record in ArchiveIterator(source, parse_http=(fmt == "warc"),
                                       auto_decode="all", stream_detect=False):
             last_pos = record.stream_pos
             n_records += 1
@@ -132,7 +133,7 @@ def _read_warc(stream: IO[bytes], path: str, fmt: str, cfg: InputConfig) -> Iter
             raise
         yield DeadLetter(path, last_pos, fmt, type(exc).__name__, f"shard unreadable after offset {last_pos}: {exc}")
         return
-    if n_records == 0 and _has_bytes(stream):
+    if n_records == 0 and _has_bytes(source):  # decompressed: an empty .warc.gz is no error
         yield DeadLetter(path, 0, fmt, "WarcParseError", "no WARC record could be parsed from this shard")
 
 
@@ -141,8 +142,21 @@ def _warc_stream(stream: IO[bytes], path: str) -> IO[bytes]:
     # silently, which would lose the tail of a shard without a trace. Offsets are therefore
     # positions in the decompressed stream.
     if path.lower().endswith((".gz", ".gzip")):
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return _GzipShortReads(fileobj=stream, mode="rb")  # type: ignore[return-value]
     return _seekable(stream)
+
+
+class _GzipShortReads(gzip.GzipFile):
+    """``read(n)`` returns what is decoded so far, like ``read1``.
+
+    fastwarc reads 64 KiB at a time; a full ``read(n)`` at a truncated member would throw away
+    the bytes it had decoded together with the EOFError, and with them the last complete records.
+    """
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return super().read(size)
+        return self.read1(size)
 
 
 def _has_bytes(stream: IO[bytes]) -> bool:
@@ -239,7 +253,10 @@ class _ZstdRaw(io.RawIOBase):
     def _feed(self, chunk: bytes) -> None:
         while chunk:
             self._in_frame = True
-            self._pending += self._obj.decompress(chunk)
+            try:
+                self._pending += self._obj.decompress(chunk)
+            except self._zstd.ZstdError as exc:  # not an OSError: the reader's handler would miss it
+                raise OSError(f"corrupt zstd data: {exc}") from exc
             if not self._obj.eof:
                 return
             chunk = self._obj.unused_data

@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from toxsieve.classifiers.langid import resolve_lid_model, sha256_file
 from toxsieve.pipelines import progress
+from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
@@ -33,7 +34,7 @@ _LOG = logging.getLogger("toxsieve")
 STATS_FILE = "stats.json"
 MANIFEST_FILE = "manifest.json"
 _DEPENDENCIES = ("apache-beam", "pyarrow", "numpy", "fasttext-numpy2", "resiliparse", "fastwarc",
-                 "xxhash", "zstandard", "pyyaml")
+                 "xxhash", "zstandard", "pyyaml", "pyahocorasick")
 
 
 class RunError(RuntimeError):
@@ -122,6 +123,7 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     output = output.rstrip("/") or output
     files = match_inputs(inputs, cfg)
     lid_model = resolve_lid_model(cfg.language.model_path)
+    lists = used_list_files(cfg)
     prepare_output(output, overwrite)
     progress.configure(cfg.run.progress_interval_s)
 
@@ -135,7 +137,7 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     wall = time.time() - started
 
     stats = finalize_stats(output, run_id, wall)
-    manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, stats, argv)
+    manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, lists, stats, argv)
     _write_json(FileSystems.join(output, STATS_FILE), stats)
     # The manifest is written last: its presence marks a complete, verified run.
     _write_json(FileSystems.join(output, MANIFEST_FILE), manifest)
@@ -217,7 +219,7 @@ def _parquet_rows(directory: str) -> list[tuple[str, int]]:
 
 
 def build_manifest(run_id: str, started_at: str, cfg: Config, files: list[tuple[str, int]], patterns: list[str],
-                   options: PipelineOptions, lid_model: Path, stats: dict[str, Any],
+                   options: PipelineOptions, lid_model: Path, lists: list[Path], stats: dict[str, Any],
                    argv: list[str] | None) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -235,12 +237,33 @@ def build_manifest(run_id: str, started_at: str, cfg: Config, files: list[tuple[
         "inputs": {"patterns": patterns, "files": [{"path": p, "size_bytes": s} for p, s in files]},
         "models": [{"role": "language_id", "name": lid_model.name, "path": str(lid_model),
                     "sha256": sha256_file(lid_model)}],
-        "lists": [],
+        "lists": [{"path": _display_path(p), "sha256": sha256_file(p), "size_bytes": p.stat().st_size}
+                  for p in lists],
         "schemas": {name: {"schema": schema.metadata[b"toxsieve.schema"].decode(), "version": SCHEMA_VERSION}
                     for name, schema in SCHEMAS.items()},
         "outputs": {name: f"{name}/" for name in OUTPUT_DIRS} | {"stats": STATS_FILE},
         "summary": {k: stats[k] for k in ("read", "kept", "removed", "dead_lettered")},
     }
+
+
+def used_list_files(cfg: Config) -> list[Path]:
+    """List files the run will read; a missing list is an error before any work starts."""
+    url, words = cfg.blocklists.url, cfg.blocklists.words
+    try:
+        return blocklist_files(
+            url.lists if url.enabled else (), url.categories,
+            url.url_words_dir if url.enabled and url.banned_url_words else None,
+            words.lists if words.enabled else (),
+        )
+    except FileNotFoundError as exc:
+        raise RunError(str(exc)) from exc
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return "builtin:" + str(path.resolve().relative_to(LISTS_DIR.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _version(dist: str) -> str | None:

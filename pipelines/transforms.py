@@ -18,9 +18,19 @@ import xxhash
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.utils import shared
 
 from toxsieve.pipelines import progress
-from toxsieve.pipelines.config import ExactDedupConfig, ExtractConfig, InputConfig, LanguageConfig, OutputConfig
+from toxsieve.pipelines.blocklists import UrlBlocklist, WordBlocklist, apply_url_blocklist, apply_word_blocklist
+from toxsieve.pipelines.config import (
+    ExactDedupConfig,
+    ExtractConfig,
+    InputConfig,
+    LanguageConfig,
+    OutputConfig,
+    UrlBlocklistConfig,
+    WordBlocklistConfig,
+)
 from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
 from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.extract import extract_document
@@ -291,3 +301,73 @@ def _write_json(path: str, obj: dict[str, Any]) -> str:
     with FileSystems.create(path) as fh:
         fh.write(json.dumps(obj, indent=1, sort_keys=True).encode())
     return path
+
+
+# --- blocklists ------------------------------------------------------------
+
+
+class _UrlBlocklistFn(beam.DoFn):
+    def __init__(self, cfg: UrlBlocklistConfig) -> None:
+        self.cfg = cfg
+        self._shared = shared.Shared()  # one list per worker process, shared by its threads
+        self._blocklist: Any = None
+
+    def setup(self) -> None:
+        cfg = self.cfg
+
+        def load() -> UrlBlocklist:
+            return UrlBlocklist.load(cfg.lists, cfg.categories, cfg.allowlist,
+                                     cfg.url_words_dir if cfg.banned_url_words else None, cfg.soft_word_threshold)
+
+        self._blocklist = self._shared.acquire(load)
+
+    def process(self, doc: Document) -> Iterator[Document]:
+        out = apply_url_blocklist(doc, self._blocklist)
+        progress.PROGRESS.add("url_checked")
+        _count_removal(out)
+        yield out
+
+
+class ApplyUrlBlocklists(beam.PTransform):
+    """UT1 domain/URL lists (host and every parent domain), allowlist first, banned URL words.
+
+    Runs before ExtractText: a blocked page is never parsed.
+    """
+
+    def __init__(self, cfg: UrlBlocklistConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return docs | "MatchUrl" >> beam.ParDo(_UrlBlocklistFn(self.cfg)) | SplitRemovals()
+
+
+class _WordBlocklistFn(beam.DoFn):
+    def __init__(self, cfg: WordBlocklistConfig) -> None:
+        self.cfg = cfg
+        self._shared = shared.Shared()
+        self._words: Any = None
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self._words = self._shared.acquire(
+            lambda: WordBlocklist.load(cfg.lists, dict(cfg.extra_terms), cfg.min_unspaced_term_chars))
+
+    def process(self, doc: Document) -> Iterator[Document]:
+        out = apply_word_blocklist(doc, self._words, self.cfg)
+        if out.blocklist_match_count:
+            Metrics.counter("word_blocklist", "documents_with_matches").inc()
+        progress.PROGRESS.add("words_checked")
+        _count_removal(out)
+        yield out
+
+
+class ApplyWordBlocklists(beam.PTransform):
+    """Per-language word lists (LDNOOBW by default) with a count/fraction policy, c4 preset or annotate-only."""
+
+    def __init__(self, cfg: WordBlocklistConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return docs | "MatchWords" >> beam.ParDo(_WordBlocklistFn(self.cfg)) | SplitRemovals()

@@ -24,9 +24,10 @@ pytestmark = pytest.mark.e2e
 # Golden counts for the shipped sample with deploy/configs/demo.yaml. A change here is a
 # behaviour change of extraction, LID or dedup: look at the diff of removed/ before updating.
 GOLDEN = {
-    "read": 75, "documents": 75, "kept": 67, "removed": 8, "dead_lettered": 0,
+    "read": 75, "documents": 75, "kept": 66, "removed": 9, "dead_lettered": 0,
     "removed_by_stage": {
         "extract": {"too_short": 5}, "language": {"low_language_confidence": 1},
+        "word_blocklist": {"word_blocklist": 1},  # 0513mt.com: a zh page dense with sexual terms
         "exact_dedup": {"exact_duplicate": 2},
     },
     "by_format": {"jsonl": 20, "warc": 54, "wet": 1},
@@ -223,3 +224,35 @@ def test_unreadable_input_and_non_empty_output_are_refused(tmp_path: Path, capsy
     (out / "notes.txt").write_text("mine")
     assert _run(out, "--overwrite", inputs=small) == 2
     assert "not a toxsieve run" in capsys.readouterr().err
+
+
+def test_blocklist_evidence_reaches_metadata_audit_and_manifest(sample_run: Path) -> None:
+    manifest = json.loads((sample_run / "manifest.json").read_text())
+    paths = {entry["path"]: entry["sha256"] for entry in manifest["lists"]}
+    assert "builtin:ut1/merged/domains.zst" in paths and "builtin:ldnoobw/en" in paths
+    assert all(len(sha) == 64 for sha in paths.values())
+    (row,) = [r for r in pq.read_table(sample_run / "removed").to_pylist() if r["reason"] == "word_blocklist"]
+    assert row["stage"] == "word_blocklist" and len(row["matched"]) >= 4 and "distinct" in row["detail"]
+    meta = pq.read_table(sample_run / "metadata").to_pylist()
+    annotated = [m for m in meta if m["blocklist_match_count"]]
+    # isolated mentions are annotated on kept documents, not removed
+    assert any(m["decision"] == "kept" and m["blocklist_terms"] for m in annotated)
+
+
+def test_url_blocklist_removes_listed_hosts_before_extraction(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    page = b"<html><body><p>" + b"Plain prose about cooking pasta at home with fresh tomatoes. " * 10 + b"</p></body></html>"
+    warc = (_warc_record("http://www.0-1avsex.com/page", 200, "text/html", page, "00000000-0000-0000-0000-00000000000a")
+            + _warc_record("http://allowed.0-1sex.com/", 200, "text/html", page + b" ", "00000000-0000-0000-0000-00000000000b")
+            + _warc_record("http://cooking.example/", 200, "text/html", page + b"  x", "00000000-0000-0000-0000-00000000000c"))
+    (src / "urls.warc.gz").write_bytes(gzip.compress(warc))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("blocklists:\n  url:\n    allowlist: [allowed.0-1sex.com]\nextract: {min_chars: 50}\n")
+    out = tmp_path / "out"
+    assert _run(out, inputs=[str(src / "*.warc.gz")], config=cfg) == 0
+    removed = pq.read_table(out / "removed").to_pylist()
+    assert [(r["reason"], r["matched"]) for r in removed] == [("url_blocklisted", ["0-1avsex.com"])]
+    assert removed[0]["stage"] == "url_blocklist" and removed[0]["text"] is None  # never extracted
+    kept = set(pq.read_table(out / "kept").column("url").to_pylist())
+    assert kept == {"http://allowed.0-1sex.com/", "http://cooking.example/"}
