@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from typing import IO, Any
@@ -119,6 +120,10 @@ def _read_warc(stream: IO[bytes], path: str, fmt: str, cfg: InputConfig) -> Iter
             last_pos = record.stream_pos
             n_records += 1
             if record.record_type == WarcRecordType.unknown:
+                declared = (record.headers.get("WARC-Type") or "").strip().lower()
+                if _WARC_TYPE_TOKEN.fullmatch(declared) and declared not in _STANDARD_WARC_TYPES:
+                    continue  # a well-formed record of a non-standard type: not a document
+
                 yield DeadLetter(
                     path, last_pos, fmt, "WarcParseError",
                     "unparseable WARC record; the rest of the shard cannot be read reliably",
@@ -135,6 +140,11 @@ def _read_warc(stream: IO[bytes], path: str, fmt: str, cfg: InputConfig) -> Iter
         return
     if n_records == 0 and _has_bytes(source):  # decompressed: an empty .warc.gz is no error
         yield DeadLetter(path, 0, fmt, "WarcParseError", "no WARC record could be parsed from this shard")
+
+
+_WARC_TYPE_TOKEN = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,63}")
+_STANDARD_WARC_TYPES = frozenset({"warcinfo", "response", "resource", "request", "metadata", "revisit",
+                                  "conversion", "continuation"})
 
 
 def _warc_stream(stream: IO[bytes], path: str) -> IO[bytes]:

@@ -178,8 +178,9 @@ def test_hostile_inputs_are_dead_lettered_or_removed_and_the_run_goes_on(tmp_pat
 def _parquet_docs():  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
-    text = "Ein ganz normaler deutscher Absatz über Gartenarbeit und Pflanzen im Frühling. " * 5
-    return pa.table({"id": ["p0", "p1", "p2"], "text": [text, text + "!", None]})
+    spring = "Ein ganz normaler deutscher Absatz über Gartenarbeit und Pflanzen im Frühling. " * 5
+    autumn = "Im Herbst sammeln wir Äpfel, kochen Marmelade und bereiten die Beete auf den Winter vor. " * 5
+    return pa.table({"id": ["p0", "p1", "p2"], "text": [spring, autumn, None]})
 
 
 def test_conservation_failure_is_loud(sample_run: Path, tmp_path: Path) -> None:
