@@ -81,7 +81,7 @@ class NearDedupConfig:
     enabled: bool = True
     shingle: str = "word"  # word | char n-grams of the lower-cased normalised text
     ngram: int = 5
-    num_perm: int = 128
+    num_perm: int = 256  # 128 misses too many pairs just above the threshold (docs/near_dedup.md)
     seed: int = 1
     scheme: str = "affine32"  # datasketch 2.0's default; legacy = datasketch < 2.0 values
     threshold: float = 0.8  # Jaccard similarity at which two documents are near-duplicates
@@ -90,7 +90,7 @@ class NearDedupConfig:
     max_bucket_size: int = 1000  # larger band buckets are split into sub-buckets (counter: oversized_buckets)
     verify: str = "signature"  # candidate pairs: signature-estimated Jaccard, or exact shingle Jaccard
     keeper: str = "smallest_doc_id"  # or longest_text (ties by doc_id)
-    max_rounds: int = 8  # connected-components rounds (large-star + small-star each)
+    max_rounds: int = 10  # connected-components rounds (large-star + small-star each)
     batch_size: int = 256  # documents per signature batch (results never depend on it)
 
     def validate(self) -> None:
@@ -183,6 +183,49 @@ class BlocklistsConfig:
 
 
 @dataclass(frozen=True)
+class ToxicityConfig:
+    """ScoreToxicity: the shipped fastText model, any local Hugging Face checkpoint, or a cascade."""
+
+    enabled: bool = True
+    # "fasttext" = the shipped model (classifiers/models/toxicity-fasttext); a .bin/.ftz path; or a
+    # local Hugging Face AutoModelForSequenceClassification directory (safetensors only)
+    model: str = "fasttext"
+    mode: str = "filter"  # filter (remove at or above the threshold) | annotate (scores only)
+    threshold: float = 0.5
+    threshold_per_language: Mapping[str, float] = field(default_factory=dict)
+    toxic_labels: tuple[str, ...] = ()  # labels that count as toxic; default: all but a clean label
+    max_words: int = 100  # fastText: documents are scored in chunks of this many words (max)
+    # Hugging Face models
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (cuda without a GPU is an error)
+    max_length: int | None = None  # token window; default: the model's maximum
+    token_budget: int = 16_384  # padded tokens per forward pass
+    max_batch_size: int = 256
+    share_model_across_processes: bool = False  # one copy per machine (Beam large_model)
+    # cascade: the fast model scores everything; documents it is unsure about go to this model
+    cascade_model: str | None = None
+    cascade_low: float = 0.2
+    cascade_high: float = 0.8
+
+    def validate(self) -> None:
+        _choice("toxicity.mode", self.mode, ("filter", "annotate"))
+        _unit("toxicity.threshold", self.threshold)
+        for lang, value in self.threshold_per_language.items():
+            _unit(f"toxicity.threshold_per_language.{lang}", value)
+        _positive("toxicity.max_words", self.max_words)
+        _positive("toxicity.token_budget", self.token_budget)
+        _positive("toxicity.max_batch_size", self.max_batch_size)
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"config key 'toxicity.device' must be auto, cpu or cuda[:N]; got {self.device!r}")
+        _unit("toxicity.cascade_low", self.cascade_low)
+        _unit("toxicity.cascade_high", self.cascade_high)
+        if self.cascade_low > self.cascade_high:
+            raise ConfigError("toxicity.cascade_low must be <= toxicity.cascade_high")
+
+    def threshold_for(self, language: str | None) -> float:
+        return self.threshold_per_language.get(language or "", self.threshold)
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     shard_target_bytes: int = 128 * 1024 * 1024  # uncompressed payload per Parquet shard
     removed_text: str = "truncated"  # full | truncated | none, for removed/
@@ -215,6 +258,7 @@ class Config:
     blocklists: BlocklistsConfig = field(default_factory=BlocklistsConfig)
     exact_dedup: ExactDedupConfig = field(default_factory=ExactDedupConfig)
     near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
+    toxicity: ToxicityConfig = field(default_factory=ToxicityConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     run: RunConfig = field(default_factory=RunConfig)
 

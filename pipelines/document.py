@@ -49,6 +49,15 @@ class Document:
     near_dup_cluster: str | None = None  # cluster id = the keeper's doc_id
     near_dup_cluster_size: int | None = None
     near_dup_similarity: float | None = None  # estimated Jaccard with the keeper
+    # ScoreToxicity signals (issue #6)
+    toxicity_score: float | None = None  # the score the decision used (max over chunks and toxic labels)
+    toxicity_label_scores: tuple[tuple[str, float], ...] = ()  # per label, max over chunks
+    toxicity_model: str | None = None  # the model that produced toxicity_score
+    toxicity_model_sha256: str | None = None
+    toxicity_fast_score: float | None = None  # the fast model's score when a cascade re-scored
+    toxicity_threshold: float | None = None
+    toxicity_n_chunks: int | None = None
+    toxicity_flagged: bool | None = None  # score >= threshold (removed in filter mode)
     removal: Removal | None = None
 
     @property

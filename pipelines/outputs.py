@@ -23,6 +23,7 @@ def curated_row(doc: Document) -> Row:
         "doc_id": doc.doc_id, "text": text, "url": doc.url, "crawl_date": doc.crawl_date,
         "language": doc.language, "language_score": doc.language_score,
         "text_hash": doc.text_hash or "", "n_chars": len(text),
+        "toxicity_score": doc.toxicity_score, "toxicity_label_scores": _label_scores(doc),
         "source_path": doc.source_path, "source_offset": doc.source_offset, "source_format": doc.source_format,
     }
 
@@ -42,11 +43,21 @@ def metadata_row(doc: Document) -> Row:
         "blocklist_match_fraction": doc.blocklist_match_fraction,
         "near_dup_cluster": doc.near_dup_cluster, "near_dup_cluster_size": doc.near_dup_cluster_size,
         "near_dup_similarity": doc.near_dup_similarity,
+        "toxicity_score": doc.toxicity_score, "toxicity_label_scores": _label_scores(doc),
+        "toxicity_model": doc.toxicity_model, "toxicity_model_sha256": doc.toxicity_model_sha256,
+        "toxicity_fast_score": doc.toxicity_fast_score, "toxicity_threshold": doc.toxicity_threshold,
+        "toxicity_n_chunks": doc.toxicity_n_chunks, "toxicity_flagged": doc.toxicity_flagged,
         "decision": (Decision.REMOVED if removal else Decision.KEPT).value,
         "stage": removal.stage.value if removal else None,
         "reason": removal.reason.value if removal else None,
         "duplicate_of": removal.duplicate_of if removal else None,
     }
+
+
+def _label_scores(doc: Document) -> list[dict[str, Any]] | None:
+    if not doc.toxicity_label_scores:
+        return None
+    return [{"label": label, "score": score} for label, score in doc.toxicity_label_scores]
 
 
 def audit_row(doc: Document, run_id: str, cfg: OutputConfig) -> Row:

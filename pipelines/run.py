@@ -23,6 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from toxsieve.classifiers.langid import resolve_lid_model, sha256_file
 from toxsieve.pipelines import progress
 from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
+from toxsieve.pipelines.inference import is_hf_model_dir
 from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
@@ -124,11 +125,14 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     files = match_inputs(inputs, cfg)
     lid_model = resolve_lid_model(cfg.language.model_path)
     lists = used_list_files(cfg)
+    toxicity_models = check_toxicity_models(cfg)
     prepare_output(output, overwrite)
     progress.configure(cfg.run.progress_interval_s)
 
     options = pipeline_options(beam_args or [])
     runner = make_runner(options)
+    if not isinstance(runner, str):
+        check_local_device(cfg)
     _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
                  _human_bytes(sum(s for _, s in files)), output)
     spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id)
@@ -138,6 +142,7 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
 
     stats = finalize_stats(output, run_id, wall)
     manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, lists, stats, argv)
+    manifest["models"] += toxicity_models
     _write_json(FileSystems.join(output, STATS_FILE), stats)
     # The manifest is written last: its presence marks a complete, verified run.
     _write_json(FileSystems.join(output, MANIFEST_FILE), manifest)
@@ -195,6 +200,7 @@ def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
         "dead_letter_by_error": {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("dead_letter/")},
         "by_format": {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("format/")},
         "languages": languages,
+        "toxicity": _toxicity_stats(counts),
         "outputs": {name: {"files": len(entries), "rows": rows[name]} for name, entries in files.items()},
         "docs_per_s": round(read / wall_s, 1) if wall_s > 0 else None,
         "conservation": {"ok": all(checks.values()), "read": read, "accounted": accounted, "checks": checks},
@@ -207,6 +213,22 @@ def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
             f"dead_lettered={rows['dead_letter']}, metadata={rows['metadata']}; failed checks: {failed}. "
             f"No manifest was written; see {FileSystems.join(output, STATS_FILE)}")
     return stats
+
+
+def _toxicity_stats(counts: dict[str, int]) -> dict[str, Any]:
+    scored = counts.get("toxicity/scored", 0)
+    sent = counts.get("toxicity/cascade/sent", 0)
+    return {
+        "scored": scored,
+        "flagged": counts.get("toxicity/flagged", 0),
+        "by_model": {k.split("/", 2)[2]: v for k, v in counts.items() if k.startswith("toxicity/model/")},
+        "cascade": {
+            "sent_to_second_model": sent,
+            "fraction_sent": round(sent / scored, 6) if scored else 0.0,
+            # for the documents re-scored: did the fast model's decision at the threshold agree?
+            "agreement_on_sent": round(counts.get("toxicity/cascade/agree", 0) / sent, 6) if sent else None,
+        },
+    }
 
 
 def _parquet_rows(directory: str) -> list[tuple[str, int]]:
@@ -244,6 +266,54 @@ def build_manifest(run_id: str, started_at: str, cfg: Config, files: list[tuple[
         "outputs": {name: f"{name}/" for name in OUTPUT_DIRS} | {"stats": STATS_FILE},
         "summary": {k: stats[k] for k in ("read", "kept", "removed", "dead_lettered")},
     }
+
+
+def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:
+    """Identity (name, path, sha256) of each toxicity model; a missing or unsafe model stops the run here."""
+    tox = cfg.toxicity
+    if not tox.enabled:
+        return []
+    out = []
+    for role, spec in (("toxicity", tox.model), ("toxicity_cascade", tox.cascade_model)):
+        if spec is None:
+            continue
+        try:
+            if is_hf_model_dir(spec):
+                from toxsieve.classifiers.base import sha256_path
+                from toxsieve.classifiers.transformer import check_model_dir, labels_from_config
+
+                root = check_model_dir(spec)
+                labels, multi = labels_from_config(root)
+                unknown = set(tox.toxic_labels) - set(labels)
+                if unknown:
+                    raise ValueError(f"toxicity.toxic_labels {sorted(unknown)} are not labels of {spec}: {labels}")
+                out.append({"role": role, "name": root.name, "path": str(root), "sha256": sha256_path(root),
+                            "labels": list(labels), "multi_label": multi})
+            else:
+                if role == "toxicity_cascade":
+                    raise ValueError("toxicity.cascade_model must be a Hugging Face model directory")
+                from toxsieve.classifiers.registry import load_classifier
+
+                classifier = load_classifier(spec)
+                ident = classifier.identity()
+                out.append({"role": role, "name": ident.name, "path": ident.path, "sha256": ident.sha256,
+                            "labels": list(classifier.labels)})
+        except (OSError, ValueError, NotImplementedError) as exc:
+            raise RunError(f"toxicity model {spec!r}: {exc}") from exc
+    return out
+
+
+def check_local_device(cfg: Config) -> None:
+    """On the local runner, --device cuda without a GPU is an error before any work."""
+    tox = cfg.toxicity
+    uses_checkpoint = tox.enabled and (is_hf_model_dir(tox.model) or tox.cascade_model)
+    if uses_checkpoint and tox.device.startswith("cuda"):
+        try:
+            import torch
+        except ImportError as exc:
+            raise RunError("toxicity.device is cuda but torch is not installed (pip install 'toxsieve[gpu]')") from exc
+        if not torch.cuda.is_available():
+            raise RunError(f"toxicity.device is {tox.device} but no CUDA GPU is visible; refusing to run on CPU")
 
 
 def used_list_files(cfg: Config) -> list[Path]:

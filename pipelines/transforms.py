@@ -268,6 +268,16 @@ def funnel_keys(meta: Row) -> Iterator[str]:
     lang = meta["language"] or "und"
     yield f"language/{meta['decision']}/{lang}"
     yield f"format/{meta['source_format']}"
+    if meta.get("toxicity_model"):
+        yield "toxicity/scored"
+        yield f"toxicity/model/{meta['toxicity_model']}"
+        if meta.get("toxicity_flagged"):
+            yield "toxicity/flagged"
+        if meta.get("toxicity_fast_score") is not None:
+            yield "toxicity/cascade/sent"
+            fast_flag = meta["toxicity_fast_score"] >= meta["toxicity_threshold"]
+            if fast_flag == bool(meta.get("toxicity_flagged")):
+                yield "toxicity/cascade/agree"
 
 
 class ComputeStats(beam.PTransform):

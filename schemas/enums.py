@@ -15,6 +15,7 @@ class Stage(StrEnum):
     WORD_BLOCKLIST = "word_blocklist"
     EXACT_DEDUP = "exact_dedup"
     NEAR_DEDUP = "near_dedup"
+    TOXICITY = "toxicity"
 
 
 class Reason(StrEnum):
@@ -31,6 +32,7 @@ class Reason(StrEnum):
     WORD_BLOCKLIST = "word_blocklist"  # too many blocklisted words in the text for the policy
     EXACT_DUPLICATE = "exact_duplicate"
     NEAR_DUPLICATE = "near_duplicate"  # MinHash-LSH cluster member other than the keeper
+    TOXICITY_ABOVE_THRESHOLD = "toxicity_above_threshold"
 
 
 # Which stage may emit which reason, in pipeline order: validates audit records, orders the funnel.
@@ -42,6 +44,7 @@ REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
     Stage.WORD_BLOCKLIST: (Reason.WORD_BLOCKLIST,),
     Stage.EXACT_DEDUP: (Reason.EXACT_DUPLICATE,),
     Stage.NEAR_DEDUP: (Reason.NEAR_DUPLICATE,),
+    Stage.TOXICITY: (Reason.TOXICITY_ABOVE_THRESHOLD,),
 }
 
 

@@ -22,6 +22,19 @@ _SOURCE_FIELDS = [
     pa.field("source_format", pa.string(), nullable=False),  # warc | wet | jsonl | parquet
 ]
 
+LABEL_SCORES = pa.list_(pa.struct([pa.field("label", pa.string()), pa.field("score", pa.float32())]))
+
+_TOXICITY_FIELDS = [
+    pa.field("toxicity_score", pa.float32()),  # the score the decision used (max over chunks)
+    pa.field("toxicity_label_scores", LABEL_SCORES),  # per label, max over chunks
+    pa.field("toxicity_model", pa.string()),  # the model that produced toxicity_score
+    pa.field("toxicity_model_sha256", pa.string()),
+    pa.field("toxicity_fast_score", pa.float32()),  # the fast model's score, when a cascade re-scored
+    pa.field("toxicity_threshold", pa.float32()),
+    pa.field("toxicity_n_chunks", pa.int32()),
+    pa.field("toxicity_flagged", pa.bool_()),
+]
+
 # kept/: the training set.
 CURATED_SCHEMA = _versioned(
     "curated_document",
@@ -34,6 +47,8 @@ CURATED_SCHEMA = _versioned(
         pa.field("language_score", pa.float32()),
         pa.field("text_hash", pa.string(), nullable=False),
         pa.field("n_chars", pa.int64(), nullable=False),
+        pa.field("toxicity_score", pa.float32()),  # annotate mode: the signal for detox / conditioning
+        pa.field("toxicity_label_scores", LABEL_SCORES),
         *_SOURCE_FIELDS,
     ],
 )
@@ -64,6 +79,8 @@ METADATA_SCHEMA = _versioned(
         pa.field("near_dup_cluster", pa.string()),
         pa.field("near_dup_cluster_size", pa.int32()),
         pa.field("near_dup_similarity", pa.float32()),
+        # toxicity
+        *_TOXICITY_FIELDS,
         pa.field("decision", pa.string(), nullable=False),  # Decision
         pa.field("stage", pa.string()),  # Stage that removed it
         pa.field("reason", pa.string()),  # Reason

@@ -26,3 +26,32 @@ def local_runner():  # type: ignore[no-untyped-def]
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     return FnApiRunner()
+
+
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "is", "you", "are", "an", "idiot",
+              "stupid", "nice", "day", "good", "morning", "people", "this", "that", "hate", "love", "and", "or",
+              "garden", "flowers", "rain", "sun", ".", ",", "!", "?"]
+
+
+def build_tiny_model(root: Path, labels: tuple[str, ...] = ("non_toxic", "toxic"), multi_label: bool = False,
+                     max_positions: int = 32, seed: int = 0) -> Path:
+    """A randomly initialised, tiny BERT sequence classifier saved as a standard HF directory
+    (safetensors + tokenizer), built from a config: no download."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    root.mkdir(parents=True, exist_ok=True)
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(TINY_VOCAB) + "\n")
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=max_positions, num_labels=len(labels),
+        initializer_range=0.5,  # large random weights: different texts get clearly different scores
+        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(root, safe_serialization=True)
+    BertTokenizerFast(vocab=str(vocab), do_lower_case=True).save_pretrained(root)
+    return root

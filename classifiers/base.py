@@ -1,0 +1,104 @@
+"""The one interface every toxicity model implements, and long-document scoring on top of it.
+
+A classifier takes a batch of texts and returns per-label probabilities; ``toxic_labels`` say
+which labels count as toxic. A document's ``toxicity_score`` is the maximum toxic-label
+probability over its chunks (documents longer than a model's window are split, scored, and
+aggregated; the aggregation is recorded in the metadata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    name: str  # e.g. "toxsieve-fasttext-toxicity-v1" or a checkpoint directory name
+    path: str
+    sha256: str  # of the weights file, or of the sorted per-file digests of a model directory
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file, or of a directory's files (name + digest, sorted) for model directories."""
+    p = Path(path)
+    if p.is_file():
+        digest = hashlib.sha256()
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    combined = hashlib.sha256()
+    for child in sorted(q for q in p.rglob("*") if q.is_file()):
+        combined.update(f"{child.relative_to(p)}:{sha256_path(child)}\n".encode())
+    return combined.hexdigest()
+
+
+@runtime_checkable
+class TextClassifier(Protocol):
+    """A batch of texts in, an (n, len(labels)) array of probabilities out."""
+
+    labels: tuple[str, ...]
+    toxic_labels: tuple[str, ...]
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def identity(self) -> ModelIdentity: ...
+
+
+@dataclass(frozen=True)
+class DocumentScores:
+    toxicity_score: float  # max over chunks of the max toxic-label probability
+    label_scores: dict[str, float]  # per label, max over chunks
+    n_chunks: int
+
+
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
+
+def chunk_text(text: str, max_words: int) -> list[str]:
+    """Split a document into chunks of at most ``max_words`` words, on paragraph boundaries where
+    possible; a paragraph longer than the window is cut by words. Empty text gives one empty chunk."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for paragraph in _PARAGRAPH.split(text):
+        words = paragraph.split()
+        while len(words) > max_words:
+            if current:
+                chunks.append(" ".join(current))
+                current = []
+            chunks.append(" ".join(words[:max_words]))
+            words = words[max_words:]
+        if len(current) + len(words) > max_words and current:
+            chunks.append(" ".join(current))
+            current = []
+        current.extend(words)
+    if current or not chunks:
+        chunks.append(" ".join(current))
+    return chunks
+
+
+def score_documents(classifier: TextClassifier, texts: Sequence[str], max_words: int) -> list[DocumentScores]:
+    """Chunk, score every chunk in one batch, aggregate per document with max."""
+    spans: list[tuple[int, int]] = []
+    flat: list[str] = []
+    for text in texts:
+        chunks = chunk_text(text, max_words)
+        spans.append((len(flat), len(flat) + len(chunks)))
+        flat.extend(chunks)
+    probs = classifier.predict(flat) if flat else np.zeros((0, len(classifier.labels)), dtype=np.float32)
+    toxic_idx = [classifier.labels.index(label) for label in classifier.toxic_labels]
+    out = []
+    for start, end in spans:
+        block = probs[start:end]
+        per_label = block.max(axis=0)
+        toxic = float(block[:, toxic_idx].max()) if toxic_idx else 0.0
+        out.append(DocumentScores(toxic, {label: float(v) for label, v in zip(classifier.labels, per_label,
+                                                                                strict=True)}, end - start))
+    return out

@@ -1,0 +1,325 @@
+"""ScoreToxicity: the Beam shell around the toxicity models.
+
+- fastText (or any in-process ``TextClassifier``): batched in a DoFn, one model per worker process.
+- A Hugging Face checkpoint: documents are tokenised into model-sized chunks on CPU workers, scored
+  by ``RunInference(KeyedModelHandler(ToxicityModelHandler))`` in token-budget batches (sorted by
+  length, dynamically padded, inference_mode, autocast on CUDA), then aggregated per document by max
+  and joined back to the document by key.
+- Cascade: the fast model scores everything; only documents whose fast score falls in
+  [cascade_low, cascade_high] go to the transformer, which then decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+from apache_beam.utils import shared
+
+from toxsieve.classifiers.base import score_documents, sha256_path
+from toxsieve.pipelines import progress
+from toxsieve.pipelines.config import ToxicityConfig
+from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band, toxic_score
+
+
+def is_hf_model_dir(spec: str | None) -> bool:
+    return bool(spec) and Path(str(spec)).is_dir() and (Path(str(spec)) / "config.json").is_file()
+
+
+def doc_key(doc: Document) -> str:
+    """A key unique per input record (doc_ids can repeat across inputs)."""
+    return f"{doc.doc_id}\x00{doc.source_path}\x00{doc.source_offset}"
+
+
+def _count(doc: Document) -> None:
+    progress.PROGRESS.add("toxicity_scored")
+    if doc.toxicity_flagged:
+        Metrics.counter("toxicity", "flagged").inc()
+    if doc.removal is not None:
+        Metrics.counter(doc.removal.stage.value, doc.removal.reason.value).inc()
+
+
+# --- fast, in-process models -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FastScored:
+    """A document with the fast model's scores; the decision comes after (a cascade may re-score)."""
+
+    doc: Document
+    label_scores: dict[str, float]
+    toxic_labels: tuple[str, ...]
+    n_chunks: int
+    model: str
+    model_sha256: str
+
+    @property
+    def score(self) -> float:
+        return toxic_score(self.label_scores, self.toxic_labels)
+
+
+class _FastScoreFn(beam.DoFn):
+    """Scores a batch of documents with an in-process classifier (the shipped fastText by default)."""
+
+    def __init__(self, cfg: ToxicityConfig) -> None:
+        self.cfg = cfg
+        self._shared = shared.Shared()
+        self._model: Any = None
+
+    def setup(self) -> None:
+        from toxsieve.classifiers.registry import load_classifier
+
+        spec = self.cfg.model if not is_hf_model_dir(self.cfg.model) else "fasttext"
+
+        def load() -> _Holder:
+            classifier = load_classifier(spec)
+            ident = classifier.identity()
+            return _Holder(classifier, ident.name, ident.sha256)
+
+        self._model = self._shared.acquire(load)
+        toxic = tuple(self.cfg.toxic_labels) or tuple(self._model.classifier.toxic_labels)
+        unknown = set(toxic) - set(self._model.classifier.labels)
+        if unknown:
+            raise ValueError(f"toxicity.toxic_labels {sorted(unknown)} are not labels of {spec}")
+        self._toxic = toxic
+
+    def process(self, batch: Sequence[Document]) -> Iterator[FastScored]:
+        holder = self._model
+        scores = score_documents(holder.classifier, [d.text or "" for d in batch], self.cfg.max_words)
+        for doc, result in zip(batch, scores, strict=True):
+            yield FastScored(doc, result.label_scores, self._toxic, result.n_chunks, holder.name, holder.sha256)
+
+
+class _Holder:
+    """A weak-referenceable holder for ``shared.Shared``."""
+
+    def __init__(self, classifier: Any, name: str, sha256: str) -> None:
+        self.classifier = classifier
+        self.name = name
+        self.sha256 = sha256
+
+
+def _decide_fast(item: FastScored, cfg: ToxicityConfig) -> Document:
+    out = apply_toxicity(item.doc, item.label_scores, item.toxic_labels, item.model, item.model_sha256,
+                         item.n_chunks, cfg)
+    _count(out)
+    return out
+
+
+# --- Hugging Face models through RunInference ------------------------------------------
+
+
+def _token_count(element: Any) -> int:
+    """Weight of a (key, token ids) element for token-budget batching."""
+    ids = element[1] if isinstance(element, tuple) else element
+    return max(1, len(ids))
+
+
+class ToxicityModelHandler(ModelHandler[Sequence[int], PredictionResult, Any]):
+    """Token-id chunks in, label probabilities out, for any local AutoModelForSequenceClassification."""
+
+    def __init__(self, path: str, device: str = "auto", max_length: int | None = None,
+                 token_budget: int = 16_384, max_batch_size: int = 256, large_model: bool = False,
+                 max_chunk_tokens: int = 512) -> None:
+        # Beam 2.77 pitfall: ModelHandler accepts max_batch_weight but BatchElements rejects it. With an
+        # element_size_fn, BatchElements' batch *size* is the summed weight, so the token budget goes
+        # into max_batch_size; run_inference then splits by padded length and max_batch_size rows.
+        # Second pitfall: BatchElements emits an *empty* batch when one element outweighs its current
+        # target (which starts at min_batch_size), so the minimum must cover the longest chunk.
+        # The budget is also the floor: BatchElements otherwise starts tiny and grows slowly, which
+        # on a GPU means many under-filled forward passes.
+        budget = max(token_budget, max_chunk_tokens, 1)
+        super().__init__(min_batch_size=budget, max_batch_size=budget, element_size_fn=_token_count,
+                         large_model=large_model)
+        self.max_rows = max_batch_size
+        self.path = path
+        self.device = device
+        self.max_length = max_length
+        self.token_budget = token_budget
+
+    def load_model(self) -> Any:
+        from toxsieve.classifiers.transformer import load_model
+
+        return load_model(self.path, self.device, self.max_length)
+
+    def run_inference(self, batch: Sequence[Sequence[int]], model: Any,
+                      inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
+        from toxsieve.classifiers.transformer import infer_token_batches
+
+        probs = infer_token_batches(model, batch, self.token_budget, max_rows=self.max_rows)
+        return [PredictionResult(len(ids), row, self.path) for ids, row in zip(batch, probs, strict=True)]
+
+    def get_num_bytes(self, batch: Sequence[Sequence[int]]) -> int:
+        return sum(len(ids) for ids in batch) * 8
+
+    def get_metrics_namespace(self) -> str:
+        return "toxsieve_transformer"
+
+
+class _TokenizeFn(beam.DoFn):
+    """Documents → (key/chunk index, token ids): tokenisation on CPU workers, off the GPU's path."""
+
+    def __init__(self, path: str, max_length: int | None) -> None:
+        self.path = path
+        self.max_length = max_length
+        self._shared = shared.Shared()
+        self._tok: Any = None
+
+    def setup(self) -> None:
+        from toxsieve.classifiers.transformer import load_tokenizer
+
+        from toxsieve.classifiers.transformer import model_max_length
+
+        self._tok = self._shared.acquire(lambda: _Holder(load_tokenizer(self.path), "", ""))
+        self._limit = model_max_length(self.path, self.max_length)
+
+    def process(self, keyed: tuple[str, Document]) -> Iterator[tuple[tuple[str, int], list[int]]]:
+        from toxsieve.classifiers.transformer import tokenize_chunks
+
+        key, doc = keyed
+        for i, ids in enumerate(tokenize_chunks(self._tok.classifier, doc.text or "", self._limit)):
+            yield (key, i), ids
+
+
+class _MaxOverChunks(beam.CombineFn):
+    """Element-wise max of chunk probabilities, and the chunk count."""
+
+    def create_accumulator(self) -> tuple[np.ndarray | None, int]:
+        return None, 0
+
+    def add_input(self, acc: tuple[np.ndarray | None, int], row: np.ndarray) -> tuple[np.ndarray | None, int]:
+        best, n = acc
+        return (row.copy() if best is None else np.maximum(best, row)), n + 1
+
+    def merge_accumulators(self, accs: Iterable[tuple[np.ndarray | None, int]]) -> tuple[np.ndarray | None, int]:
+        best: np.ndarray | None = None
+        total = 0
+        for row, n in accs:
+            total += n
+            if row is not None:
+                best = row.copy() if best is None else np.maximum(best, row)
+        return best, total
+
+    def extract_output(self, acc: tuple[np.ndarray | None, int]) -> tuple[np.ndarray | None, int]:
+        return acc
+
+
+class ScoreWithTransformer(beam.PTransform):
+    """Documents → (key, (label probabilities per document, n_chunks)) through RunInference."""
+
+    def __init__(self, path: str, cfg: ToxicityConfig) -> None:
+        super().__init__()
+        self.path = path
+        self.cfg = cfg
+
+    def expand(self, keyed_docs: beam.PCollection) -> beam.PCollection:
+        from toxsieve.classifiers.transformer import model_max_length
+
+        handler = ToxicityModelHandler(self.path, self.cfg.device, self.cfg.max_length, self.cfg.token_budget,
+                                       self.cfg.max_batch_size, self.cfg.share_model_across_processes,
+                                       max_chunk_tokens=model_max_length(self.path, self.cfg.max_length))
+        return (
+            keyed_docs
+            | "Tokenize" >> beam.ParDo(_TokenizeFn(self.path, self.cfg.max_length))
+            | "RunInference" >> RunInference(KeyedModelHandler(handler))
+            | "ByDocument" >> beam.Map(lambda kv: (kv[0][0], np.asarray(kv[1].inference, dtype=np.float32)))
+            | "MaxOverChunks" >> beam.CombinePerKey(_MaxOverChunks())
+        )
+
+
+class _JoinTransformerScores(beam.DoFn):
+    def __init__(self, cfg: ToxicityConfig, labels: tuple[str, ...], toxic: tuple[str, ...], name: str,
+                 sha256: str) -> None:
+        self.cfg = cfg
+        self.labels = labels
+        self.toxic = toxic
+        self.name = name
+        self.sha256 = sha256
+
+    def process(self, item: tuple[str, dict[str, list[Any]]]) -> Iterator[Document]:
+        _, joined = item
+        scores = joined["scores"]
+        for entry in joined["docs"]:
+            doc, fast_score = entry
+            if not scores or scores[0][0] is None:
+                raise RuntimeError(f"no transformer score for document {doc.doc_id}")
+            probs, n_chunks = scores[0]
+            label_scores = {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
+            out = apply_toxicity(doc, label_scores, self.toxic, self.name, self.sha256, n_chunks, self.cfg,
+                                 fast_score=fast_score)
+            Metrics.counter("toxicity", "scored_by_transformer").inc()
+            _count(out)
+            yield out
+
+
+# --- the stage -------------------------------------------------------------------------------
+
+
+class ScoreWithCheckpoint(beam.PTransform):
+    """(document, fast score or None) → documents decided by a Hugging Face checkpoint."""
+
+    def __init__(self, path: str, cfg: ToxicityConfig) -> None:
+        super().__init__()
+        from toxsieve.classifiers.transformer import check_model_dir, default_toxic_labels, labels_from_config
+
+        check_model_dir(path)
+        self.path = path
+        self.cfg = cfg
+        self.labels, _ = labels_from_config(path)
+        self.toxic = tuple(cfg.toxic_labels) or default_toxic_labels(self.labels)
+        unknown = set(self.toxic) - set(self.labels)
+        if unknown:
+            raise ValueError(f"toxicity.toxic_labels {sorted(unknown)} are not labels of {path}: {self.labels}")
+        self.name, self.sha256 = Path(path).name, sha256_path(path)
+
+    def expand(self, docs_with_fast: beam.PCollection) -> beam.PCollection:
+        keyed = docs_with_fast | "Key" >> beam.Map(lambda item: (doc_key(item[0]), item))
+        scores = keyed | "DocsOnly" >> beam.Map(lambda kv: (kv[0], kv[1][0])) | "Score" >> ScoreWithTransformer(
+            self.path, self.cfg)
+        return (
+            {"docs": keyed, "scores": scores}
+            | "Join" >> beam.CoGroupByKey()
+            | "Decide" >> beam.ParDo(_JoinTransformerScores(self.cfg, self.labels, self.toxic, self.name,
+                                                            self.sha256))
+        )
+
+
+class ScoreToxicity(beam.PTransform):
+    """Toxicity scores on every document; remove at or above the threshold in filter mode."""
+
+    def __init__(self, cfg: ToxicityConfig, batch_size: int = 64) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.batch_size = batch_size
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        from toxsieve.pipelines.transforms import SplitRemovals
+
+        cfg = self.cfg
+        if is_hf_model_dir(cfg.model) and not cfg.cascade_model:
+            scored = (docs | "NoFastScore" >> beam.Map(lambda d: (d, None))
+                      | "Checkpoint" >> ScoreWithCheckpoint(cfg.model, cfg))
+            return scored | SplitRemovals()
+        fast = (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_size)
+            | "FastScore" >> beam.ParDo(_FastScoreFn(cfg))
+        )
+        if not cfg.cascade_model:
+            return fast | "Decide" >> beam.Map(_decide_fast, cfg=cfg) | SplitRemovals()
+        # Cascade: confident fast scores decide now; the uncertain band goes to the checkpoint.
+        sure = fast | "Sure" >> beam.FlatMap(lambda f: [] if in_cascade_band(f.score, cfg) else [f])
+        unsure = fast | "Unsure" >> beam.FlatMap(lambda f: [(f.doc, f.score)] if in_cascade_band(f.score, cfg)
+                                                 else [])
+        decided = (
+            sure | "DecideFast" >> beam.Map(_decide_fast, cfg=cfg),
+            unsure | "Cascade" >> ScoreWithCheckpoint(cfg.cascade_model, cfg),
+        ) | "Merge" >> beam.Flatten()
+        return decided | SplitRemovals()
