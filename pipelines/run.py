@@ -23,8 +23,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from toxsieve.classifiers.langid import resolve_lid_model, sha256_file
 from toxsieve.pipelines import progress
 from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
-from toxsieve.pipelines.inference import is_hf_model_dir
 from toxsieve.pipelines.config import Config
+from toxsieve.pipelines.inference import is_hf_model_dir
 from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
 from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
@@ -135,7 +135,8 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
         check_local_device(cfg)
     _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
                  _human_bytes(sum(s for _, s in files)), output)
-    spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id)
+    spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id,
+                   input_bytes=sum(size for _, size in files))
     with beam.Pipeline(runner=runner, options=options) as p:
         curate(p, spec)
     wall = time.time() - started
@@ -392,6 +393,14 @@ def summary_table(stats: dict[str, Any], output: str, top_languages: int = 10) -
     lines.append("  top languages (documents / kept):")
     for lang, entry in list(stats["languages"].items())[:top_languages]:
         lines.append(f"      {lang:<8} {entry['documents']:>8,} / {entry['kept']:,}")
+    tox = stats.get("toxicity") or {}
+    if tox.get("scored"):
+        lines.append("")
+        models = ", ".join(f"{k} {v:,}" for k, v in tox["by_model"].items())
+        lines.append(f"  toxicity: {tox['scored']:,} scored ({models}), {tox['flagged']:,} at or above the threshold")
+        if tox["cascade"]["sent_to_second_model"]:
+            lines.append(f"      cascade: {tox['cascade']['fraction_sent']:.1%} sent to the second model, "
+                         f"agreement {tox['cascade']['agreement_on_sent']:.1%}")
     c = stats["conservation"]
     lines.append("")
     lines.append(f"  conservation: read {c['read']:,} == kept + removed + dead-lettered {c['accounted']:,}: "

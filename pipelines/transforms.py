@@ -8,7 +8,6 @@ tagged output to every consumer.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -35,7 +34,7 @@ from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
 from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.extract import extract_document
 from toxsieve.pipelines.language import apply_language
-from toxsieve.pipelines.outputs import Row, row_size, row_sort_key, write_parquet_shards
+from toxsieve.pipelines.outputs import Row, row_sort_key, write_parquet_shards
 from toxsieve.pipelines.readers import detect_format, read_shard
 
 Split = tuple[beam.PCollection, beam.PCollection]
@@ -144,11 +143,15 @@ class _LanguageFn(beam.DoFn):
         from toxsieve.classifiers.langid import FastTextLanguageIdentifier
 
         self._lid = FastTextLanguageIdentifier(self.cfg.model_path, self.cfg.max_chars)
+        self._counters: dict[str, Any] = {}
 
     def process(self, doc: Document) -> Iterator[Document]:
         ((language, score),) = self._lid.predict([doc.text or ""])
         out = apply_language(doc, language, score, self.cfg)
-        Metrics.counter("language", f"detected.{language}").inc()
+        counter = self._counters.get(language)
+        if counter is None:
+            counter = self._counters[language] = Metrics.counter("language", f"detected.{language}")
+        counter.inc()
         progress.PROGRESS.add("language")
         _count_removal(out)
         yield out
@@ -225,33 +228,35 @@ class WriteParquetShards(beam.PTransform):
     """
 
     def __init__(self, directory: str, schema: pa.Schema, to_row: Callable[[Any], Row], cfg: OutputConfig,
-                 write_empty: bool = True) -> None:
+                 n_shards: int = 1, write_empty: bool = True) -> None:
         super().__init__()
         self.directory = directory
         self.schema = schema
         self.to_row = to_row
         self.cfg = cfg
+        self.n_shards = max(1, n_shards)
         self.write_empty = write_empty
 
     def expand(self, items: beam.PCollection) -> beam.PCollection:
+        # The shard count is fixed up front (from the input size, on the driver), not from a side
+        # input: a side input would make the runner hold every row before assigning shards.
+        # Files stay size-bounded by rolling over inside a shard.
+        n_shards = self.n_shards
         rows = items | "ToRow" >> beam.Map(self.to_row)
-        total = rows | "Size" >> beam.Map(row_size) | "TotalSize" >> beam.CombineGlobally(sum)
-        target = self.cfg.shard_target_bytes
-        n_shards = total | "ShardCount" >> beam.Map(lambda b: max(1, math.ceil(b / target)))
         written = (
             rows
-            | "AssignShard" >> beam.Map(lambda r, n: (shard_of(r, n), r), n=beam.pvalue.AsSingleton(n_shards))
+            | "AssignShard" >> beam.Map(lambda r: (shard_of(r, n_shards), r))
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg),
-                                         n_shards=beam.pvalue.AsSingleton(n_shards))
+            | "WriteShard" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg), n_shards=n_shards)
         )
         if not self.write_empty:
             return written
         # An empty output still gets one (empty) file with the schema, so readers never fail on it.
         empty = (
-            total
-            | "IfEmpty" >> beam.FlatMap(lambda b: [(0, [])] if b == 0 else [])
-            | "WriteEmpty" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg), n_shards=1)
+            rows
+            | "Count" >> beam.combiners.Count.Globally()
+            | "IfEmpty" >> beam.FlatMap(lambda n: [(0, [])] if n == 0 else [])
+            | "WriteEmpty" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg), n_shards=n_shards)
         )
         return (written, empty) | "AllFiles" >> beam.Flatten()
 

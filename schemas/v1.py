@@ -9,6 +9,12 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 
 
+def _list(item: pa.DataType) -> pa.DataType:
+    # "element" is the Parquet-compliant item name pyarrow reads back, so written and read schemas
+    # compare equal (with the default "item", they differ in field metadata).
+    return pa.list_(pa.field("element", item))
+
+
 def _versioned(name: str, fields: list[pa.Field]) -> pa.Schema:
     return pa.schema(
         fields,
@@ -22,7 +28,7 @@ _SOURCE_FIELDS = [
     pa.field("source_format", pa.string(), nullable=False),  # warc | wet | jsonl | parquet
 ]
 
-LABEL_SCORES = pa.list_(pa.struct([pa.field("label", pa.string()), pa.field("score", pa.float32())]))
+LABEL_SCORES = _list(pa.struct([pa.field("label", pa.string()), pa.field("score", pa.float32())]))
 
 _TOXICITY_FIELDS = [
     pa.field("toxicity_score", pa.float32()),  # the score the decision used (max over chunks)
@@ -71,8 +77,8 @@ METADATA_SCHEMA = _versioned(
         # blocklists
         pa.field("url_blocklist_category", pa.string()),
         pa.field("url_blocklist_entry", pa.string()),
-        pa.field("url_banned_words", pa.list_(pa.string())),
-        pa.field("blocklist_terms", pa.list_(pa.string())),
+        pa.field("url_banned_words", _list(pa.string())),
+        pa.field("blocklist_terms", _list(pa.string())),
         pa.field("blocklist_match_count", pa.int32()),
         pa.field("blocklist_match_fraction", pa.float32()),
         # near-duplicates
@@ -102,7 +108,7 @@ AUDIT_SCHEMA = _versioned(
         pa.field("score", pa.float64()),  # the measured value (language score, length, status ...)
         pa.field("threshold", pa.float64()),  # the bound it was compared with
         pa.field("duplicate_of", pa.string()),
-        pa.field("matched", pa.list_(pa.string())),  # matched terms / list entries
+        pa.field("matched", _list(pa.string())),  # matched terms / list entries
         pa.field("detail", pa.string()),  # one human-readable line
         pa.field("language", pa.string()),
         pa.field("language_score", pa.float32()),

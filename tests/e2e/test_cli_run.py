@@ -113,8 +113,9 @@ def test_manifest_records_config_versions_and_model_checksums(sample_run: Path) 
     assert manifest["complete"] is True and manifest["run_id"] == "test-run"
     assert manifest["config"]["input"]["url_field"] == "metadata.url"
     assert manifest["dependencies"]["apache-beam"] == "2.77.0"
-    (model,) = manifest["models"]
-    assert model["sha256"] == sha256_file(SHIPPED_LID_MODEL)
+    models = {m["role"]: m for m in manifest["models"]}
+    assert models["language_id"]["sha256"] == sha256_file(SHIPPED_LID_MODEL)
+    assert models["toxicity"]["name"] == "toxsieve-fasttext-toxicity-v1" and len(models["toxicity"]["sha256"]) == 64
     assert len(manifest["inputs"]["files"]) == 7
     assert manifest["summary"]["kept"] == GOLDEN["kept"]
 
@@ -259,3 +260,32 @@ def test_url_blocklist_removes_listed_hosts_before_extraction(tmp_path: Path) ->
     assert removed[0]["stage"] == "url_blocklist" and removed[0]["text"] is None  # never extracted
     kept = set(pq.read_table(out / "kept").column("url").to_pylist())
     assert kept == {"http://allowed.0-1sex.com/", "http://cooking.example/"}
+
+
+def test_every_document_gets_toxicity_metadata_and_stats(sample_run: Path) -> None:
+    meta = pq.read_table(sample_run / "metadata").to_pylist()
+    scored = [m for m in meta if m["toxicity_score"] is not None]
+    # scored: every document that reached ScoreToxicity (the kept ones, in annotate mode)
+    assert len(scored) == GOLDEN["kept"]
+    for m in scored:
+        assert 0.0 <= m["toxicity_score"] <= 1.0 and m["toxicity_n_chunks"] >= 1
+        assert {s["label"] for s in m["toxicity_label_scores"]} == {"non_toxic", "toxic"}
+        assert m["toxicity_flagged"] == (m["toxicity_score"] >= m["toxicity_threshold"])
+    stats = json.loads((sample_run / "stats.json").read_text())
+    assert stats["toxicity"]["scored"] == len(scored)
+    assert stats["toxicity"]["flagged"] == sum(1 for m in scored if m["toxicity_flagged"])
+    kept = pq.read_table(sample_run / "kept")
+    assert kept.column("toxicity_score").null_count == 0  # annotate mode: the signal travels with the text
+
+
+def test_filter_mode_removes_at_the_threshold_with_evidence(tmp_path: Path) -> None:
+    cfg = tmp_path / "filter.yaml"
+    cfg.write_text(DEMO_CONFIG.read_text() + "toxicity:\n  mode: filter\n  threshold: 0.9\n")
+    out = tmp_path / "out"
+    assert _run(out, config=cfg) == 0
+    removed = [r for r in pq.read_table(out / "removed").to_pylist() if r["reason"] == "toxicity_above_threshold"]
+    meta = {m["doc_id"]: m for m in pq.read_table(out / "metadata").to_pylist()}
+    assert removed, "the fast model flags some sample pages at 0.9"
+    for row in removed:
+        assert row["stage"] == "toxicity" and row["score"] >= row["threshold"] == 0.9
+        assert meta[row["doc_id"]]["toxicity_flagged"] is True

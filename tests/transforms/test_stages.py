@@ -94,14 +94,14 @@ def test_drop_exact_duplicates_keeps_smallest_doc_id_whatever_the_order(order: i
                     equal_to([("d2", "d1"), ("d3", "d1")]), label="r")
 
 
-def test_write_parquet_shards_sizes_shards_from_the_data_and_loses_no_row(tmp_path: Path) -> None:
+def test_write_parquet_shards_bounds_file_size_and_loses_no_row(tmp_path: Path) -> None:
     n_docs = 53  # deliberately not a multiple of anything
     docs = [_doc(f"doc-{i:03d}", f"{ENGLISH} #{i}", i) for i in range(n_docs)]
     cfg = OutputConfig(shard_target_bytes=2_000)
     out = str(tmp_path / "kept")
     with _pipeline() as p:
         extracted, _ = p | beam.Create(docs) | ExtractText(ExtractConfig(min_chars=1))
-        files = extracted | WriteParquetShards(out, CURATED_SCHEMA, curated_row, cfg)
+        files = extracted | WriteParquetShards(out, CURATED_SCHEMA, curated_row, cfg, n_shards=3)
         assert_that(files | beam.Map(lambda f: f[1]) | beam.CombineGlobally(sum), equal_to([n_docs]))
     paths = sorted((tmp_path / "kept").glob("*.parquet"))
     assert len(paths) > 1, "a small shard target must give several files"

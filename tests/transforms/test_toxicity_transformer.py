@@ -133,15 +133,16 @@ def test_run_inference_stage_preserves_keys_and_matches_in_process_scores(tiny: 
     expected = {d.doc_id: (round(float(p[1]), 4), n) for d, p, n in zip(docs, expected_probs, expected_chunks,
                                                                           strict=True)}
     threshold = float(np.median(expected_probs[:, 1]))
-    cfg = ToxicityConfig(model=str(tiny), device="cpu", threshold=threshold, max_batch_size=max_batch_size,
-                         token_budget=96)
+    cfg = ToxicityConfig(model=str(tiny), device="cpu", mode="filter", threshold=threshold,
+                         max_batch_size=max_batch_size, token_budget=96)
 
     def check(kept_and_removed: list[Document]) -> None:
         got = {d.doc_id: (round(float(d.toxicity_score or 0), 4), d.toxicity_n_chunks) for d in kept_and_removed}
         assert got == expected
         for d in kept_and_removed:
             assert d.toxicity_model == tiny.name and d.toxicity_model_sha256 and d.toxicity_threshold == threshold
-            assert (d.removal is not None) == (d.toxicity_score >= threshold)  # type: ignore[operator]
+            assert (d.removal is not None) == bool(d.toxicity_flagged)
+            assert d.toxicity_flagged == (d.toxicity_score >= threshold)  # type: ignore[operator]
             assert dict(d.toxicity_label_scores).keys() == {"non_toxic", "toxic"}
 
     with BeamTestPipeline(runner=local_runner()) as p:

@@ -1,0 +1,137 @@
+"""The fast CPU toxicity model: a supervised fastText classifier (shipped as ``model.ftz``).
+
+``preprocess`` is applied to every text at training *and* prediction time (the trainer writes
+preprocessed lines; the classifier preprocesses before ``predict``), so the two can never drift.
+Long documents are the caller's business: ``score_documents`` in ``base.py`` cuts them into chunks
+of at most N words and takes the max (the model was trained on comments of ~10–150 words).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from toxsieve.classifiers.base import ModelIdentity, sha256_path
+
+SHIPPED_TOXICITY_MODEL = Path(__file__).parent / "models" / "toxicity-fasttext" / "model.ftz"
+SHIPPED_MODEL_NAME = "toxsieve-fasttext-toxicity-v1"
+LABELS: tuple[str, ...] = ("non_toxic", "toxic")
+TOXIC_LABELS: tuple[str, ...] = ("toxic",)
+LABEL_PREFIX = "__label__"
+# Chunk size for long documents and the recommended threshold (see the model card for why).
+DEFAULT_MAX_WORDS = 64
+DEFAULT_THRESHOLD = 0.9
+# Label names that mean "not toxic" in models a user trained with other label names.
+_CLEAN_LABEL_NAMES = frozenset({"non_toxic", "not_toxic", "clean", "neither", "other", "nohate", "0", "none"})
+
+# --- preprocessing (shared by training and prediction) --------------------------------------
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)+/\S*", re.IGNORECASE)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+_USER = re.compile(r"(?<![\w@])@\w+")
+# Wikipedia talk-page signatures and user links: a source artefact, not a signal of toxicity.
+_WIKI_USER = re.compile(r"\[\[\s*user(?:[ _]talk)?\s*:[^\]]*\]\]", re.IGNORECASE)
+_IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+# A stand-alone number (digits inside a word, as in "sh1t", are kept: obfuscation is a signal).
+_NUMBER = re.compile(r"(?<!\w)[-+]?\d+(?:[.,:/]\d+)*(?!\w)")
+# Three or more of the same character -> two ("stuuuupid" -> "stuupid", "!!!!" -> "!!").
+_REPEAT = re.compile(r"(.)\1{2,}", re.DOTALL)
+# Punctuation at the edges of a word becomes its own token ("idiot!" -> "idiot !"); punctuation
+# inside a word stays ("f*ck", "don't").
+_TRAILING_PUNCT = re.compile(r"(?<=\w)([^\w\s<>]+)(?=\s|$)")
+_LEADING_PUNCT = re.compile(r"(?:(?<=\s)|^)([^\w\s<>]+)(?=\w)")
+# Wiki markup: headings, bold/italic quotes, link and template brackets; then indentation colons.
+_WIKI_MARKUP = re.compile(r"={2,}|'{2,}|\[\[|\]\]|\{\{|\}\}")
+_WIKI_INDENT = re.compile(r"^ *:+", re.MULTILINE)
+# Control and zero-width characters that are not whitespace (whitespace is handled by _SPACE).
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200f\u2060\ufeff]")
+_SPACE = re.compile(r"[^\S\n]+")  # any whitespace but newline
+
+
+def preprocess(text: str) -> str:
+    """One line of lower-cased, NFKC-normalised, tokenised text, as the model sees it.
+
+    URLs, e-mail addresses, @user mentions, IP addresses and stand-alone numbers become the tokens
+    ``xxurl``, ``xxemail``, ``xxuser``, ``xxip``, ``xxnum`` (no ``_`` or ``<>``: fastText treats a
+    ``__label__`` prefix specially and char n-grams use ``<>`` as word boundaries); characters
+    repeated three or more times are squashed to two; wiki markup is dropped; newlines, tabs and
+    control characters become spaces. Idempotent.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = _SPACE.sub(" ", _CONTROL.sub(" ", text))
+    text = _WIKI_USER.sub(" xxuser ", text)
+    text = _WIKI_INDENT.sub(" ", _WIKI_MARKUP.sub(" ", text))
+    text = _URL.sub(" xxurl ", text)
+    text = _EMAIL.sub(" xxemail ", text)
+    text = _USER.sub(" xxuser ", text)
+    text = _IP.sub(" xxip ", text)
+    text = text.lower()
+    text = _NUMBER.sub(" xxnum ", text)
+    text = _REPEAT.sub(r"\1\1", text)
+    text = _TRAILING_PUNCT.sub(r" \1", text)
+    text = _LEADING_PUNCT.sub(r"\1 ", text)
+    return " ".join(text.split())
+
+
+def resolve_toxicity_model(model_path: str | Path | None) -> Path:
+    path = Path(model_path) if model_path else SHIPPED_TOXICITY_MODEL
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"toxicity model not found: {path}"
+            + (" (the shipped model is missing from this install; `toxsieve train fasttext` rebuilds it)"
+               if model_path is None else "")
+        )
+    return path
+
+
+class FastTextToxicityClassifier:
+    """A ``TextClassifier`` over a supervised fastText model. Load once per worker, not per element.
+
+    Labels come from the model (``__label__non_toxic`` / ``__label__toxic`` for the shipped one),
+    clean labels first. Probabilities are float32, one row per text, each row summing to 1.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, *, toxic_labels: Sequence[str] | None = None,
+                 name: str | None = None) -> None:
+        import fasttext
+
+        self.path = resolve_toxicity_model(model_path)
+        self._model = fasttext.load_model(str(self.path))
+        model_labels = [label.removeprefix(LABEL_PREFIX) for label in self._model.get_labels()]
+        if len(model_labels) < 2:
+            raise ValueError(f"{self.path}: a toxicity model needs at least two labels, found {model_labels}")
+        clean = sorted(label for label in model_labels if label.lower() in _CLEAN_LABEL_NAMES)
+        self.labels: tuple[str, ...] = (*clean, *sorted(label for label in model_labels if label not in clean))
+        if toxic_labels is None:
+            toxic_labels = [label for label in self.labels if label not in clean]
+        unknown = set(toxic_labels) - set(self.labels)
+        if unknown:
+            raise ValueError(f"toxic labels {sorted(unknown)} are not labels of {self.path} ({self.labels})")
+        self.toxic_labels: tuple[str, ...] = tuple(toxic_labels)
+        self._column = {LABEL_PREFIX + label: i for i, label in enumerate(self.labels)}
+        shipped = self.path.resolve() == SHIPPED_TOXICITY_MODEL.resolve()
+        self._name = name or (SHIPPED_MODEL_NAME if shipped else self.path.stem)
+        # The threshold the model card recommends for the shipped model; 0.5 for any other model.
+        self.default_threshold = DEFAULT_THRESHOLD if shipped else 0.5
+        self._identity: ModelIdentity | None = None
+
+    def identity(self) -> ModelIdentity:
+        if self._identity is None:
+            self._identity = ModelIdentity(self._name, str(self.path), sha256_path(self.path))
+        return self._identity
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        if not len(texts):
+            return out
+        all_labels, all_probs = self._model.predict([preprocess(t) for t in texts], k=len(self.labels),
+                                                    threshold=0.0)
+        for row, (labels, probs) in enumerate(zip(all_labels, all_probs, strict=True)):
+            for label, prob in zip(labels, probs, strict=True):
+                out[row, self._column[label]] = prob
+        # fastText's softmax adds 1e-5 before the log, so the rows sum to slightly more than 1.
+        out /= out.sum(axis=1, keepdims=True)
+        return out

@@ -1,0 +1,48 @@
+"""Resolve a ``--model`` / config value to a ``TextClassifier``.
+
+``None`` or ``"fasttext"`` is the shipped fastText model; a path to a ``.bin``/``.ftz`` file (or a
+directory holding ``model.ftz``/``model.bin``) is a fastText model; a directory with ``config.json``
+is a Hugging Face checkpoint (``classifiers/transformer.py``; torch and transformers from the
+``[gpu]`` extra).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toxsieve.classifiers.base import TextClassifier
+from toxsieve.classifiers.fasttext_toxicity import SHIPPED_TOXICITY_MODEL, FastTextToxicityClassifier
+
+BUILTIN_MODELS: dict[str, Path] = {"fasttext": SHIPPED_TOXICITY_MODEL}
+FASTTEXT_SUFFIXES = (".bin", ".ftz")
+
+
+class TransformerModelsNotAvailableError(NotImplementedError):
+    """A Hugging Face model directory was given, and the transformer path is not implemented yet."""
+
+
+def load_classifier(name_or_path: str | Path | None = None, device: str = "auto") -> TextClassifier:
+    """Load a toxicity classifier once (call from a worker's ``setup``, not per element)."""
+    if name_or_path is None or str(name_or_path) in ("", "fasttext"):
+        return FastTextToxicityClassifier(None)  # FileNotFoundError if the shipped model is missing
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"toxicity model not found: {name!r} is neither a built-in model ({', '.join(sorted(BUILTIN_MODELS))}) "
+            "nor an existing .bin/.ftz file or model directory"
+        )
+    if path.is_file():
+        if path.suffix in FASTTEXT_SUFFIXES:
+            return FastTextToxicityClassifier(path)
+        raise ValueError(f"toxicity model {name!r}: unknown file type {path.suffix!r} "
+                         f"(fastText models end in {' or '.join(FASTTEXT_SUFFIXES)})")
+    if (path / "config.json").is_file():
+        # A Hugging Face sequence-classification checkpoint (safetensors only, never remote code).
+        from toxsieve.classifiers.transformer import TransformerToxicityClassifier
+
+        return TransformerToxicityClassifier(path, device=device)
+    for candidate in ("model.ftz", "model.bin"):
+        if (path / candidate).is_file():
+            return FastTextToxicityClassifier(path / candidate)
+    raise FileNotFoundError(f"no toxicity model in directory {name!r}: expected model.ftz, model.bin or config.json")
