@@ -289,3 +289,27 @@ def test_filter_mode_removes_at_the_threshold_with_evidence(tmp_path: Path) -> N
     for row in removed:
         assert row["stage"] == "toxicity" and row["score"] >= row["threshold"] == 0.9
         assert meta[row["doc_id"]]["toxicity_flagged"] is True
+
+
+def test_cascade_run_reports_the_fraction_sent_and_the_agreement(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from tests.conftest import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    cfg = tmp_path / "cascade.yaml"
+    cfg.write_text(DEMO_CONFIG.read_text() + f"toxicity:\n  cascade_model: {model}\n  cascade_low: 0.3\n"
+                   "  cascade_high: 0.95\n  device: cpu\n")
+    out = tmp_path / "out"
+    assert _run(out, config=cfg) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    meta = [m for m in pq.read_table(out / "metadata").to_pylist() if m["toxicity_score"] is not None]
+    sent = [m for m in meta if m["toxicity_fast_score"] is not None]
+    assert 0 < len(sent) < len(meta)
+    assert all(0.3 <= m["toxicity_fast_score"] <= 0.95 and m["toxicity_model"] == "tiny" for m in sent)
+    cascade = stats["toxicity"]["cascade"]
+    assert cascade["sent_to_second_model"] == len(sent)
+    assert cascade["fraction_sent"] == round(len(sent) / len(meta), 6)
+    agree = sum(1 for m in sent if (m["toxicity_fast_score"] >= 0.9) == m["toxicity_flagged"])
+    assert cascade["agreement_on_sent"] == round(agree / len(sent), 6)
+    roles = {m["role"] for m in json.loads((out / "manifest.json").read_text())["models"]}
+    assert roles == {"language_id", "toxicity", "toxicity_cascade"}

@@ -148,3 +148,36 @@ def test_run_inference_stage_preserves_keys_and_matches_in_process_scores(tiny: 
     with BeamTestPipeline(runner=local_runner()) as p:
         kept, removed = p | beam.Create(docs) | ScoreToxicity(cfg)
         assert_that((kept, removed) | beam.Flatten(), check)
+
+
+def test_cascade_sends_only_the_uncertain_band_to_the_checkpoint(tiny: Path) -> None:
+    from toxsieve.classifiers.base import score_documents
+    from toxsieve.classifiers.registry import load_classifier
+
+    docs = [Document(f"c{i:02d}", "mem://x", i, "jsonl", text=t, language="en") for i, t in enumerate([
+        "You are a worthless idiot and a disgusting pig, shut up.",
+        "Thanks for the edit, the citation to the 1998 survey is now correct.",
+        "I disagree with your revert, but let us discuss it on the talk page.",
+        "What a stupid, stupid comment. Are you dumb?",
+        "The garden flowers love the sun and the rain in spring.",
+        "Go away, nobody wants your garbage here.",
+    ])]
+    fast = load_classifier("fasttext")
+    fast_scores = [s.toxicity_score for s in score_documents(fast, [d.text or "" for d in docs], 64)]
+    low, high = sorted(fast_scores)[1], sorted(fast_scores)[-2]  # the middle of the range is "unsure"
+    unsure = {d.doc_id for d, s in zip(docs, fast_scores, strict=True) if low <= s <= high}
+    assert 0 < len(unsure) < len(docs)
+    cfg = ToxicityConfig(model="fasttext", cascade_model=str(tiny), cascade_low=low, cascade_high=high,
+                         device="cpu", threshold=0.5)
+
+    def check(out: list[Document]) -> None:
+        assert {d.doc_id for d in out} == {d.doc_id for d in docs}
+        for d in out:
+            if d.doc_id in unsure:
+                assert d.toxicity_model == tiny.name and d.toxicity_fast_score is not None
+            else:
+                assert d.toxicity_model == "toxsieve-fasttext-toxicity-v1" and d.toxicity_fast_score is None
+
+    with BeamTestPipeline(runner=local_runner()) as p:
+        kept, removed = p | beam.Create(docs) | ScoreToxicity(cfg)
+        assert_that((kept, removed) | beam.Flatten(), check)
