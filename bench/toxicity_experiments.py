@@ -1,6 +1,11 @@
 """fastText toxicity variants, measured for web text: per-source dev AUC, identity swaps, long documents.
 
-    .venv/bin/python bench/toxicity_experiments.py [--variants baseline,char,...] [--data DIR] [--json OUT]
+    .venv/bin/python bench/toxicity_experiments.py [--variants naive,+char3-5,...] [--data DIR] [--json OUT]
+    .venv/bin/python bench/toxicity_experiments.py --thresholds MODEL      # threshold / chunk-size table
+    .venv/bin/python bench/toxicity_experiments.py --measure MODEL [--heldout --threshold 0.9]
+
+The Davidson tweets are not in the repo: pass ``--data`` pointing at the shared data for the
+``+davidson`` variant and the davidson column.
 
 Every variant trains on the ``train`` split only (single-threaded, seed 0, unquantised unless the
 variant says so) and is measured on the ``dev`` split — never on ``heldout``, which is kept for the
@@ -12,7 +17,8 @@ model card. Checks per variant:
   largest mean score of any group, and the share above 0.5;
 - long documents (chunks of ``--max-words`` words, max over chunks): 200 documents of ~600 words
   of clean dev comments, half with one toxic dev comment inserted (AUC, recall at 0.5, FPR at 0.5);
-  and the 30 English web pages of the crawl sample, with and without an inserted toxic comment.
+  and the 20 English CCNet pages of the crawl sample, with and without an inserted toxic comment
+  (pages flagged, share of their chunks flagged, inserted comments found).
 """
 
 from __future__ import annotations

@@ -17,10 +17,6 @@ BUILTIN_MODELS: dict[str, Path] = {"fasttext": SHIPPED_TOXICITY_MODEL}
 FASTTEXT_SUFFIXES = (".bin", ".ftz")
 
 
-class TransformerModelsNotAvailableError(NotImplementedError):
-    """A Hugging Face model directory was given, and the transformer path is not implemented yet."""
-
-
 def load_classifier(name_or_path: str | Path | None = None, device: str = "auto") -> TextClassifier:
     """Load a toxicity classifier once (call from a worker's ``setup``, not per element)."""
     if name_or_path is None or str(name_or_path) in ("", "fasttext"):
