@@ -191,7 +191,7 @@ class ToxicityConfig:
     # local Hugging Face AutoModelForSequenceClassification directory (safetensors only)
     model: str = "fasttext"
     # annotate (scores and a flag on every document, nothing removed) | filter (remove at or above the
-    # threshold). Annotate is the default: on the shipped crawl sample the fast model flags 8 of 66
+    # threshold). Annotate is the default: on the shipped crawl sample the fast model flags 7 of 66
     # clean pages at 0.9 (one false-alarm chunk is enough under max aggregation); turn filtering on
     # with a threshold chosen for your data, or with a cascade to a checkpoint (README, "Toxicity").
     mode: str = "annotate"
