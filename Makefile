@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := tests/fixtures/crawl
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-gpu test-gpu install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline_bench.py
+
+# On a machine with an NVIDIA GPU: the gpu-marked tests and the transformer benchmark.
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu tests
+
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu_classifier.py --size base --docs 2000 --device cuda
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis

@@ -34,8 +34,8 @@ class _Progress:
             elapsed = now - self._started
         parts = ", ".join(f"{k}={v:,}" for k, v in sorted(snapshot.items()))
         read = snapshot.get("read", 0)
-        _LOG.warning("progress [pid %d, %.0fs]: %s (%.0f records/s)", os.getpid(), elapsed, parts,
-                     read / elapsed if elapsed > 0 else 0.0)
+        rate = f" ({read / elapsed:,.0f} records read/s)" if read and elapsed > 0 else ""
+        _LOG.warning("progress [pid %d, %.0fs]: %s%s", os.getpid(), elapsed, parts, rate)
 
 
 PROGRESS = _Progress()

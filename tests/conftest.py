@@ -55,3 +55,19 @@ def build_tiny_model(root: Path, labels: tuple[str, ...] = ("non_toxic", "toxic"
     model.save_pretrained(root, safe_serialization=True)
     BertTokenizerFast(vocab=str(vocab), do_lower_case=True).save_pretrained(root)
     return root
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """`gpu` tests run only where torch sees a CUDA device (the device machine), else they skip."""
+    try:
+        import torch
+
+        has_gpu = bool(torch.cuda.is_available())
+    except ImportError:
+        has_gpu = False
+    if has_gpu:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
