@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -83,6 +84,17 @@ class DeadLetter:
     error_type: str
     error: str
     record_excerpt: str | None = None
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_str(value: str | None) -> str | None:
+    """Lone UTF-16 surrogates (e.g. from a JSON "\\ud800" escape) cannot be encoded as UTF-8: Beam's
+    coders and Parquet would both fail on them, so they become U+FFFD at the reader."""
+    if value is None or value.isascii():
+        return value
+    return _SURROGATES.sub("\ufffd", value)
 
 
 def excerpt(data: bytes | str, limit: int = 200) -> str:

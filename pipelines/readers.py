@@ -18,7 +18,7 @@ from typing import IO, Any
 import xxhash
 
 from toxsieve.pipelines.config import InputConfig
-from toxsieve.pipelines.document import DeadLetter, Document, Removal, excerpt
+from toxsieve.pipelines.document import DeadLetter, Document, Removal, clean_str, excerpt
 from toxsieve.schemas import Reason, Stage
 
 ReadResult = Document | DeadLetter
@@ -188,9 +188,9 @@ def _warc_record_to_document(record: Any, path: str, fmt: str, cfg: InputConfig)
     headers = record.headers
     offset = int(record.stream_pos)
     record_id = _strip_brackets(headers.get("WARC-Record-ID"))
-    doc_id = record_id or fallback_doc_id(path, offset)
-    url = _strip_brackets(headers.get("WARC-Target-URI"))
-    date = headers.get("WARC-Date")
+    doc_id = clean_str(record_id) or fallback_doc_id(path, offset)
+    url = clean_str(_strip_brackets(headers.get("WARC-Target-URI")))
+    date = clean_str(headers.get("WARC-Date"))
     length = int(record.content_length or 0)
     if length > cfg.max_record_bytes:
         return DeadLetter(path, offset, fmt, "RecordTooLarge",
@@ -343,10 +343,10 @@ def _fields_to_document(obj: dict[str, Any], path: str, offset: int, fmt: str, c
     url = _get_field(obj, cfg.url_field)
     date = _get_field(obj, cfg.date_field)
     return Document(
-        doc_id, path, offset, fmt,
-        url=url if isinstance(url, str) else None,
-        crawl_date=str(date) if date is not None else None,
-        n_bytes_raw=n_bytes, text=text,
+        clean_str(doc_id) or doc_id, path, offset, fmt,
+        url=clean_str(url) if isinstance(url, str) else None,
+        crawl_date=clean_str(str(date)) if date is not None else None,
+        n_bytes_raw=n_bytes, text=clean_str(text),
     )
 
 

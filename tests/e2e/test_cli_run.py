@@ -313,3 +313,25 @@ def test_cascade_run_reports_the_fraction_sent_and_the_agreement(tmp_path: Path)
     assert cascade["agreement_on_sent"] == round(agree / len(sent), 6)
     roles = {m["role"] for m in json.loads((out / "manifest.json").read_text())["models"]}
     assert roles == {"language_id", "toxicity", "toxicity_cascade"}
+
+
+def test_lone_surrogates_and_pathological_json_never_crash_the_run(tmp_path: Path) -> None:
+    long_text = "A perfectly normal paragraph about gardening and tomatoes in the spring. " * 4
+    lines = [
+        '{"id": "a\\ud800b", "url": "http://www.0-1avsex.com/\\udfff", "text": "bad \\ud800 text"}',
+        '{"id": "ok1", "url": "http://example.org/\\ud83d", "text": "' + long_text + ' \\udc00"}',
+        '{"id": ["x"], "text": 123}',
+        '{"id": "nest", "text": "x", "m": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"id": "cut", "text": ',
+    ]
+    src = tmp_path / "hostile.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert _run(out, inputs=[str(src)], config=None) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["conservation"]["ok"] and stats["read"] == 5 and stats["dead_lettered"] == 3
+    meta = {m["doc_id"]: m for m in pq.read_table(out / "metadata").to_pylist()}
+    assert set(meta) == {"a\ufffdb", "ok1"}
+    assert meta["a\ufffdb"]["reason"] == "url_blocklisted" and meta["ok1"]["url"] == "http://example.org/\ufffd"
+    kept = pq.read_table(out / "kept").to_pylist()
+    assert [r["doc_id"] for r in kept] == ["ok1"] and kept[0]["text"].endswith("\ufffd")
