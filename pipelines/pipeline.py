@@ -69,8 +69,12 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
         removed.append(dropped)
     removed_all = removed | "AllRemoved" >> beam.Flatten()
 
-    every_doc = (docs, removed_all) | "EveryDocument" >> beam.Flatten()
-    metadata_rows = every_doc | "MetadataRows" >> beam.Map(metadata_row)
+    # Metadata rows are made next to where each decision became final, so only the small rows
+    # (not full texts) are flattened and shuffled again.
+    metadata_rows = (
+        [docs | "KeptMetadataRows" >> beam.Map(metadata_row)]
+        + [dropped | f"RemovedMetadataRows{i}" >> beam.Map(metadata_row) for i, dropped in enumerate(removed)]
+    ) | "EveryDocument" >> beam.Flatten()
     identity = _identity
     n_shards = max(1, math.ceil(spec.input_bytes / cfg.output.shard_target_bytes))
     files = {
