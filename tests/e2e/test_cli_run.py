@@ -335,3 +335,19 @@ def test_lone_surrogates_and_pathological_json_never_crash_the_run(tmp_path: Pat
     assert meta["a\ufffdb"]["reason"] == "url_blocklisted" and meta["ok1"]["url"] == "http://example.org/\ufffd"
     kept = pq.read_table(out / "kept").to_pylist()
     assert [r["doc_id"] for r in kept] == ["ok1"] and kept[0]["text"].endswith("\ufffd")
+
+
+def test_the_cpu_pipeline_runs_without_torch_or_transformers(tmp_path: Path) -> None:
+    """The [gpu] extra is optional: the default pipeline must not import torch or transformers."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "for name in ('torch', 'transformers', 'safetensors'): sys.modules[name] = None\n"
+        "from toxsieve.pipelines.cli import main\n"
+        f"sys.exit(main(['run', '--quiet', '--input', {SAMPLE_GLOBS[2]!r}, '--output', {str(tmp_path / 'o')!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "o" / "stats.json").read_text())["toxicity"]["scored"] > 0
