@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from toxsieve.classifiers.base import ModelIdentity, sha256_path
 
 SHIPPED_LID_MODEL = Path(__file__).parent / "models" / "lid" / "lid.176.ftz"
 UNDETERMINED = "und"  # ISO 639-2 code for "no text to identify"
@@ -13,21 +13,6 @@ UNDETERMINED = "und"  # ISO 639-2 code for "no text to identify"
 
 class ModelNotFoundError(FileNotFoundError):
     pass
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    name: str
-    path: str
-    sha256: str
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_lid_model(model_path: str | None) -> Path:
@@ -48,7 +33,7 @@ class FastTextLanguageIdentifier:
         self._model = fasttext.load_model(str(self.path))
 
     def identity(self) -> ModelIdentity:
-        return ModelIdentity(self.path.name, str(self.path), sha256_file(self.path))
+        return ModelIdentity(self.path.name, str(self.path), sha256_path(self.path))
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         """(language code, probability of the top label) per text; ``und``/0.0 for empty text."""

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import xxhash
 
+from toxsieve.classifiers.base import sha256_path
 from toxsieve.pipelines.config import WordBlocklistConfig, WordPolicyConfig
 from toxsieve.pipelines.document import Document, Removal
 from toxsieve.schemas import Reason, Stage
@@ -44,6 +45,42 @@ def resolve_list_path(spec: str) -> Path:
     return Path(spec)
 
 
+_LIST_KINDS = ("domains", "urls")
+URL_WORD_FILES = ("banned_words.txt", "soft_banned_words.txt", "banned_subwords.txt")
+
+
+def ut1_categories(list_dirs: Iterable[str], categories: Iterable[str] = ()) -> list[tuple[str, dict[str, list[Path]]]]:
+    """(category, {"domains": files, "urls": files}) for every selected category folder of UT1-format
+    directories, in order; a missing directory or a requested category that is nowhere is an error."""
+    specs = list(list_dirs)
+    wanted = set(categories)
+    found: list[tuple[str, dict[str, list[Path]]]] = []
+    for spec in specs:
+        root = resolve_list_path(spec)
+        if not root.is_dir():
+            raise FileNotFoundError(f"blocklist directory not found: {spec} ({root})")
+        for cat_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            if wanted and cat_dir.name not in wanted:
+                continue
+            found.append((cat_dir.name, {
+                kind: sorted(p for p in cat_dir.iterdir() if p.name in (kind, f"{kind}.gz", f"{kind}.zst"))
+                for kind in _LIST_KINDS
+            }))
+    missing = wanted - {name for name, _ in found}
+    if missing:
+        raise FileNotFoundError(f"blocklist categories not found in {specs}: {sorted(missing)}")
+    return found
+
+
+def url_word_files(url_words_dir: str) -> tuple[Path, ...]:
+    root = resolve_list_path(url_words_dir)
+    paths = tuple(root / name for name in URL_WORD_FILES)
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"URL word list not found: {path}")
+    return paths
+
+
 def _open_list(path: Path) -> IO[bytes]:
     if path.suffix == ".zst":
         import zstandard
@@ -63,14 +100,6 @@ def iter_list_lines(path: Path) -> Iterator[str]:
             entry = line.strip()
             if entry and not entry.startswith("#"):
                 yield entry
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- URL normalisation -----------------------------------------------------
@@ -227,28 +256,16 @@ class UrlBlocklist:
     @classmethod
     def load(cls, list_dirs: Iterable[str], categories: Iterable[str] = (), allow: Iterable[str] = (),
              url_words_dir: str | None = None, soft_word_threshold: int = 2) -> UrlBlocklist:
-        wanted = set(categories)
         names: list[str] = []
         files: list[Path] = []
         domain_entries: list[Iterable[tuple[str, int]]] = []
         url_entries: list[Iterable[tuple[str, int]]] = []
-        for spec in list_dirs:
-            root = resolve_list_path(spec)
-            if not root.is_dir():
-                raise FileNotFoundError(f"blocklist directory not found: {spec} ({root})")
-            for cat_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-                if wanted and cat_dir.name not in wanted:
-                    continue
-                cat_id = len(names)
-                names.append(cat_dir.name)
-                for kind, sink in (("domains", domain_entries), ("urls", url_entries)):
-                    for path in sorted(cat_dir.glob(f"{kind}*")):
-                        if path.name in (kind, f"{kind}.gz", f"{kind}.zst"):
-                            files.append(path)
-                            sink.append(_entries(path, kind, cat_id))
-        if wanted - set(names):
-            raise FileNotFoundError(f"blocklist categories not found in {list(list_dirs)}: "
-                                    f"{sorted(wanted - set(names))}")
+        for cat_id, (name, paths) in enumerate(ut1_categories(list_dirs, categories)):
+            names.append(name)
+            for kind, sink in (("domains", domain_entries), ("urls", url_entries)):
+                for path in paths[kind]:
+                    files.append(path)
+                    sink.append(_entries(path, kind, cat_id))
         key = _cache_key(files, names)
         domains = CompactStringSet.cached(f"{key}-domains", names,
                                           lambda: (e for src in domain_entries for e in src))
@@ -256,10 +273,7 @@ class UrlBlocklist:
         banned = soft = frozenset()
         subwords = None
         if url_words_dir is not None:
-            words_root = resolve_list_path(url_words_dir)
-            banned_path = words_root / "banned_words.txt"
-            soft_path = words_root / "soft_banned_words.txt"
-            sub_path = words_root / "banned_subwords.txt"
+            banned_path, soft_path, sub_path = url_word_files(url_words_dir)
             banned = frozenset(_alnum(w) for w in iter_list_lines(banned_path)) - {""}
             soft = frozenset(_alnum(w) for w in iter_list_lines(soft_path)) - {""}
             subwords = _automaton(_alnum(w) for w in iter_list_lines(sub_path))
@@ -326,7 +340,7 @@ def cache_dir() -> Path:
 def _cache_key(files: list[Path], categories: list[str]) -> str:
     digest = hashlib.sha256(_NORMALIZATION_VERSION.encode())
     for path in files:
-        digest.update(f"{path.parent.name}/{path.name}:{sha256_of(path)}\n".encode())
+        digest.update(f"{path.parent.name}/{path.name}:{sha256_path(path)}\n".encode())
     digest.update(("|".join(categories)).encode())
     return digest.hexdigest()[:32]
 
@@ -401,22 +415,21 @@ class WordBlocklist:
     def load(cls, list_dirs: Iterable[str], extra: dict[str, tuple[str, ...]] | None = None,
              min_unspaced_term_chars: int = 2) -> WordBlocklist:
         lists: dict[str, list[str]] = {}
-        for spec in list_dirs:
-            root = resolve_list_path(spec)
-            if not root.is_dir():
-                raise FileNotFoundError(f"word-list directory not found: {spec} ({root})")
-            for path in sorted(p for p in root.iterdir() if p.is_file() and p.name not in _LDNOOBW_SKIP):
-                lang = _LDNOOBW_LANGUAGE.get(path.name, path.name.split(".")[0])
-                lists.setdefault(lang, []).extend(iter_list_lines(path))
+        for path in cls.list_files(list_dirs):
+            lang = _LDNOOBW_LANGUAGE.get(path.name, path.name.split(".")[0])
+            lists.setdefault(lang, []).extend(iter_list_lines(path))
         for lang, terms in (extra or {}).items():
             lists.setdefault(lang, []).extend(terms)
         return cls(lists, min_unspaced_term_chars)
 
     @staticmethod
     def list_files(list_dirs: Iterable[str]) -> list[Path]:
+        """One file per language in each directory; a missing directory is an error."""
         out = []
         for spec in list_dirs:
             root = resolve_list_path(spec)
+            if not root.is_dir():
+                raise FileNotFoundError(f"word-list directory not found: {spec} ({root})")
             out += sorted(p for p in root.iterdir() if p.is_file() and p.name not in _LDNOOBW_SKIP)
         return out
 
@@ -519,33 +532,11 @@ def apply_word_blocklist(doc: Document, words: WordBlocklist, cfg: WordBlocklist
 def blocklist_files(url_lists: Iterable[str], categories: Iterable[str], url_words_dir: str | None,
                     word_lists: Iterable[str]) -> list[Path]:
     """Every list file a run will read (for the manifest); raises if a directory or category is missing."""
-    files: list[Path] = []
-    wanted = set(categories)
-    found: set[str] = set()
-    for spec in url_lists:
-        root = resolve_list_path(spec)
-        if not root.is_dir():
-            raise FileNotFoundError(f"blocklist directory not found: {spec} ({root})")
-        for cat_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-            if wanted and cat_dir.name not in wanted:
-                continue
-            found.add(cat_dir.name)
-            files += sorted(p for p in cat_dir.iterdir()
-                            if p.name in ("domains", "domains.gz", "domains.zst", "urls", "urls.gz", "urls.zst"))
-    if wanted - found:
-        raise FileNotFoundError(f"blocklist categories not found: {sorted(wanted - found)}")
+    files = [path for _, paths in ut1_categories(url_lists, categories) for kind in _LIST_KINDS
+             for path in paths[kind]]
     if url_words_dir is not None:
-        root = resolve_list_path(url_words_dir)
-        for name in ("banned_words.txt", "soft_banned_words.txt", "banned_subwords.txt"):
-            if not (root / name).is_file():
-                raise FileNotFoundError(f"URL word list not found: {root / name}")
-            files.append(root / name)
-    for spec in word_lists:
-        root = resolve_list_path(spec)
-        if not root.is_dir():
-            raise FileNotFoundError(f"word-list directory not found: {spec} ({root})")
-        files += WordBlocklist.list_files([spec])
-    return files
+        files += url_word_files(url_words_dir)
+    return files + WordBlocklist.list_files(word_lists)
 
 
 def import_ut1_archive(archive: str | Path, dest: str | Path, categories: Iterable[str] = ()) -> dict[str, dict[str, int]]:

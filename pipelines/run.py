@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from toxsieve.classifiers.langid import resolve_lid_model, sha256_file
+from toxsieve.classifiers.base import sha256_path
+from toxsieve.classifiers.langid import resolve_lid_model
 from toxsieve.pipelines import progress
 from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.pipelines.config import Config
@@ -259,8 +260,8 @@ def build_manifest(run_id: str, started_at: str, cfg: Config, files: list[tuple[
         "beam": {"options": {k: v for k, v in options.get_all_options(drop_default=True).items()}},
         "inputs": {"patterns": patterns, "files": [{"path": p, "size_bytes": s} for p, s in files]},
         "models": [{"role": "language_id", "name": lid_model.name, "path": str(lid_model),
-                    "sha256": sha256_file(lid_model)}],
-        "lists": [{"path": _display_path(p), "sha256": sha256_file(p), "size_bytes": p.stat().st_size}
+                    "sha256": sha256_path(lid_model)}],
+        "lists": [{"path": _display_path(p), "sha256": sha256_path(p), "size_bytes": p.stat().st_size}
                   for p in lists],
         "schemas": {name: {"schema": schema.metadata[b"toxsieve.schema"].decode(), "version": SCHEMA_VERSION}
                     for name, schema in SCHEMAS.items()},
@@ -280,7 +281,6 @@ def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:
             continue
         try:
             if is_hf_model_dir(spec):
-                from toxsieve.classifiers.base import sha256_path
                 from toxsieve.classifiers.transformer import check_model_dir, labels_from_config
 
                 root = check_model_dir(spec)

@@ -14,7 +14,8 @@ import pytest
 import zstandard
 
 from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS
-from toxsieve.classifiers.langid import SHIPPED_LID_MODEL, sha256_file
+from toxsieve.classifiers.base import sha256_path
+from toxsieve.classifiers.langid import SHIPPED_LID_MODEL
 from toxsieve.pipelines.cli import main
 from toxsieve.pipelines.run import ConservationError, finalize_stats
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
@@ -114,7 +115,7 @@ def test_manifest_records_config_versions_and_model_checksums(sample_run: Path) 
     assert manifest["config"]["input"]["url_field"] == "metadata.url"
     assert manifest["dependencies"]["apache-beam"] == "2.77.0"
     models = {m["role"]: m for m in manifest["models"]}
-    assert models["language_id"]["sha256"] == sha256_file(SHIPPED_LID_MODEL)
+    assert models["language_id"]["sha256"] == sha256_path(SHIPPED_LID_MODEL)
     assert models["toxicity"]["name"] == "toxsieve-fasttext-toxicity-v1" and len(models["toxicity"]["sha256"]) == 64
     assert len(manifest["inputs"]["files"]) == 7
     assert manifest["summary"]["kept"] == GOLDEN["kept"]
