@@ -27,6 +27,7 @@ from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import ToxicityConfig
 from toxsieve.pipelines.document import Document
 from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band, toxic_score
+from toxsieve.pipelines.transforms import SplitRemovals, count_removal
 
 
 def is_hf_model_dir(spec: str | None) -> bool:
@@ -42,8 +43,7 @@ def _count(doc: Document) -> None:
     progress.PROGRESS.add("toxicity_scored")
     if doc.toxicity_flagged:
         Metrics.counter("toxicity", "flagged").inc()
-    if doc.removal is not None:
-        Metrics.counter(doc.removal.stage.value, doc.removal.reason.value).inc()
+    count_removal(doc)
 
 
 # --- fast, in-process models -------------------------------------------------------
@@ -298,8 +298,6 @@ class ScoreToxicity(beam.PTransform):
         self.batch_size = batch_size
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        from toxsieve.pipelines.transforms import SplitRemovals
-
         cfg = self.cfg
         if is_hf_model_dir(cfg.model) and not cfg.cascade_model:
             scored = (docs | "NoFastScore" >> beam.Map(lambda d: (d, None))

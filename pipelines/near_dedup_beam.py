@@ -29,7 +29,6 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import NearDedupConfig
 from toxsieve.pipelines.document import Document
 from toxsieve.pipelines.minhash import MinHasher
@@ -49,7 +48,7 @@ from toxsieve.pipelines.near_dedup import (
     small_star,
     verify_candidates,
 )
-from toxsieve.pipelines.transforms import SplitRemovals
+from toxsieve.pipelines.transforms import SplitRemovals, count_removal
 from toxsieve.schemas import Stage
 
 Split = tuple[beam.PCollection, beam.PCollection]
@@ -114,6 +113,18 @@ def _link_bucket(item: tuple[bytes, Iterable[Node]], max_bucket_size: int) -> It
     _count(NearDedupCounter.CANDIDATE_EDGES, n)
 
 
+def _take_tagged(values: Iterable[tuple[str, Any]], tag: str) -> tuple[Any | None, list[Any]]:
+    """From a grouped stream of (tag, value): the value tagged ``tag`` (None if absent) and all the others."""
+    single: Any | None = None
+    others: list[Any] = []
+    for value_tag, value in values:
+        if value_tag == tag:
+            single = value
+        else:
+            others.append(value)
+    return single, others
+
+
 def _share_sketch(item: tuple[Node, Iterable[tuple[str, Any]]]) -> Iterator[tuple[Node, tuple[str, Any]]]:
     """At a node: send its sketch to the members it is the center of, and to itself if it is a
     candidate at all (for verification and for the keeper choice)."""
@@ -138,13 +149,7 @@ def _share_sketch(item: tuple[Node, Iterable[tuple[str, Any]]]) -> Iterator[tupl
 def _verify(item: tuple[Node, Iterable[tuple[str, Any]]], cfg: NearDedupConfig) -> Iterator[tuple[str, Any]]:
     """At a candidate node: ("edge", verified edge) per passing center, and ("sketch", (node, sketch))."""
     node, values = item
-    own: Sketch | None = None
-    centers = []
-    for tag, value in values:
-        if tag == "self":
-            own = value
-        else:
-            centers.append(value)
+    own, centers = _take_tagged(values, "self")
     if own is None:
         return
     yield "sketch", (node, own)
@@ -244,19 +249,10 @@ def _choose_keeper(item: tuple[Node, Iterable[tuple[Node, Sketch]]]) -> Iterator
 
 
 def _join_decision(item: tuple[Node, Iterable[tuple[str, Any]]], cfg: NearDedupConfig) -> Iterator[Document]:
-    _, values = item
-    decision: ClusterDecision | None = None
-    docs = []
-    for tag, value in values:
-        if tag == "decision":
-            decision = value
-        else:
-            docs.append(value)
+    decision, docs = _take_tagged(item[1], "decision")
     for doc in docs:
         out = apply_decision(doc, decision, cfg)
-        if out.removal is not None:
-            Metrics.counter(out.removal.stage.value, out.removal.reason.value).inc()
-            progress.PROGRESS.add(f"removed.{out.removal.reason.value}")
+        count_removal(out)
         yield out
 
 

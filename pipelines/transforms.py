@@ -40,7 +40,8 @@ from toxsieve.pipelines.readers import detect_format, read_shard
 Split = tuple[beam.PCollection, beam.PCollection]
 
 
-def _count_removal(doc: Document) -> None:
+def count_removal(doc: Document) -> None:
+    """Beam counter (stage, reason) and a progress count for a removed document; no-op if kept."""
     if doc.removal is not None:
         Metrics.counter(doc.removal.stage.value, doc.removal.reason.value).inc()
         progress.PROGRESS.add(f"removed.{doc.removal.reason.value}")
@@ -53,6 +54,23 @@ class SplitRemovals(beam.PTransform):
         kept = docs | "Kept" >> beam.FlatMap(lambda d: [d] if d.removal is None else [])
         removed = docs | "Removed" >> beam.FlatMap(lambda d: [d] if d.removal is not None else [])
         return kept, removed
+
+
+class PerDocumentStage(beam.PTransform):
+    """A stage that decides each document on its own: ``ParDo(fn(cfg))`` then (kept, removed).
+
+    Subclasses name the step and the DoFn class; the DoFn takes the stage's config section.
+    """
+
+    step: str
+    fn: type[beam.DoFn]
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return docs | self.step >> beam.ParDo(type(self).fn(self.cfg)) | SplitRemovals()
 
 
 # --- reading ---------------------------------------------------------------
@@ -119,19 +137,14 @@ class _ExtractFn(beam.DoFn):
     def process(self, doc: Document) -> Iterator[Document]:
         out = extract_document(doc, self.cfg)
         progress.PROGRESS.add("extracted")
-        _count_removal(out)
+        count_removal(out)
         yield out
 
 
-class ExtractText(beam.PTransform):
+class ExtractText(PerDocumentStage):
     """HTML → main text, normalisation, text hash, length floor (too_short / empty_text)."""
 
-    def __init__(self, cfg: ExtractConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, docs: beam.PCollection) -> Split:
-        return docs | "Extract" >> beam.ParDo(_ExtractFn(self.cfg)) | SplitRemovals()
+    step, fn = "Extract", _ExtractFn
 
 
 class _LanguageFn(beam.DoFn):
@@ -153,24 +166,19 @@ class _LanguageFn(beam.DoFn):
             counter = self._counters[language] = Metrics.counter("language", f"detected.{language}")
         counter.inc()
         progress.PROGRESS.add("language")
-        _count_removal(out)
+        count_removal(out)
         yield out
 
 
-class IdentifyLanguage(beam.PTransform):
+class IdentifyLanguage(PerDocumentStage):
     """fastText LID-176: language + score on every document; allowed list and confidence floors."""
 
-    def __init__(self, cfg: LanguageConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, docs: beam.PCollection) -> Split:
-        return docs | "Identify" >> beam.ParDo(_LanguageFn(self.cfg)) | SplitRemovals()
+    step, fn = "Identify", _LanguageFn
 
 
 def _resolve_group(item: tuple[str, Iterable[Document]]) -> Iterator[Document]:
     for doc in resolve_exact_duplicates(item[1]):
-        _count_removal(doc)
+        count_removal(doc)
         yield doc
 
 
@@ -339,22 +347,17 @@ class _UrlBlocklistFn(beam.DoFn):
     def process(self, doc: Document) -> Iterator[Document]:
         out = apply_url_blocklist(doc, self._blocklist)
         progress.PROGRESS.add("url_checked")
-        _count_removal(out)
+        count_removal(out)
         yield out
 
 
-class ApplyUrlBlocklists(beam.PTransform):
+class ApplyUrlBlocklists(PerDocumentStage):
     """UT1 domain/URL lists (host and every parent domain), allowlist first, banned URL words.
 
     Runs before ExtractText: a blocked page is never parsed.
     """
 
-    def __init__(self, cfg: UrlBlocklistConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, docs: beam.PCollection) -> Split:
-        return docs | "MatchUrl" >> beam.ParDo(_UrlBlocklistFn(self.cfg)) | SplitRemovals()
+    step, fn = "MatchUrl", _UrlBlocklistFn
 
 
 class _WordBlocklistFn(beam.DoFn):
@@ -373,16 +376,11 @@ class _WordBlocklistFn(beam.DoFn):
         if out.blocklist_match_count:
             Metrics.counter("word_blocklist", "documents_with_matches").inc()
         progress.PROGRESS.add("words_checked")
-        _count_removal(out)
+        count_removal(out)
         yield out
 
 
-class ApplyWordBlocklists(beam.PTransform):
+class ApplyWordBlocklists(PerDocumentStage):
     """Per-language word lists (LDNOOBW by default) with a count/fraction policy, c4 preset or annotate-only."""
 
-    def __init__(self, cfg: WordBlocklistConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, docs: beam.PCollection) -> Split:
-        return docs | "MatchWords" >> beam.ParDo(_WordBlocklistFn(self.cfg)) | SplitRemovals()
+    step, fn = "MatchWords", _WordBlocklistFn
