@@ -10,11 +10,8 @@ import argparse
 import datetime as dt
 import glob
 import os
-import platform
 import re
-import statistics
-import time
-from collections.abc import Callable
+import sys
 from pathlib import Path
 
 from toxsieve.classifiers.langid import FastTextLanguageIdentifier
@@ -25,6 +22,10 @@ from toxsieve.pipelines.extract import html_to_text, normalize_text
 from toxsieve.pipelines.readers import detect_format, read_shard
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable
+
+from bench.common import cpu_model, median_time, write_section  # noqa: E402
+
 START, END = "<!-- bench:blocklists:start -->", "<!-- bench:blocklists:end -->"
 
 
@@ -39,14 +40,6 @@ def sample_documents() -> list[Document]:
                         docs.append(Document(rec.doc_id, path, 0, "warc", url=rec.url, text=text))
     return docs
 
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -79,16 +72,15 @@ def main() -> int:
                    for t, lang in zip(texts, langs, strict=True))
 
     results = {
-        "word lists, Aho–Corasick (ours)": best_of(run_ac, args.repeat),
-        "word lists, regex alternation": best_of(run_regex, args.repeat),
-        "normalize_text": best_of(lambda: [normalize_text(t) for t in texts], args.repeat),
-        "language ID (fastText)": best_of(lambda: lid.predict(texts), args.repeat),
+        "word lists, Aho–Corasick (ours)": median_time(run_ac, args.repeat),
+        "word lists, regex alternation": median_time(run_regex, args.repeat),
+        "normalize_text": median_time(lambda: [normalize_text(t) for t in texts], args.repeat),
+        "language ID (fastText)": median_time(lambda: lid.predict(texts), args.repeat),
     }
-    url_s = best_of(lambda: [urls.match(u) for u in url_list], args.repeat)
+    url_s = median_time(lambda: [urls.match(u) for u in url_list], args.repeat)
     rows = [f"| {name} | {mb / s:.1f} | {len(texts) / s:,.0f} |" for name, s in results.items()]
     ratio = results["word lists, regex alternation"] / results["word lists, Aho–Corasick (ours)"]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     report = "\n".join([
         START,
         "## Blocklists (issue #5)",
@@ -108,13 +100,7 @@ def main() -> int:
         "slowest CPU stage: HTML extraction (see docs/extraction.md) and language ID are slower.",
         END,
     ])
-    out = Path(args.out)
-    current = out.read_text() if out.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        current = current[: current.index(START)] + report + current[current.index(END) + len(END):]
-    else:
-        current = current.rstrip() + "\n\n" + report + "\n"
-    out.write_text(current)
+    write_section(Path(args.out), START, END, report)
     print(report)
     return 0
 

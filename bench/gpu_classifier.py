@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable
+
+from bench.common import cpu_model, median_time, write_section  # noqa: E402
+
 START, END = "<!-- bench:gpu-classifier:start -->", "<!-- bench:gpu-classifier:end -->"
 SIZES = {
     "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
@@ -51,14 +53,6 @@ def web_documents(n: int, seed: int = 0) -> list[str]:
     lengths = np.clip(rng.lognormal(mean=6.1, sigma=0.9, size=n), 20, 4000).astype(int)
     return [" ".join(f"w{int(w)}" for w in rng.integers(0, 30_000, size=int(k))) for k in lengths]
 
-
-def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -111,8 +105,8 @@ def main() -> int:
             torch.cuda.synchronize()
 
     bare(True)  # warm-up (CUDA kernels, allocator)
-    t_fixed = timed(lambda: bare(False), args.repeat)
-    t_bucket = timed(lambda: bare(True), args.repeat)
+    t_fixed = median_time(lambda: bare(False), args.repeat)
+    t_bucket = median_time(lambda: bare(True), args.repeat)
 
     cfg = ToxicityConfig(model=str(model_dir), device=device, mode="annotate", token_budget=args.token_budget)
     documents = [Document(f"d{i:06d}", "bench", i, "jsonl", text=t) for i, t in enumerate(docs)]
@@ -122,9 +116,9 @@ def main() -> int:
             kept, _ = p | beam.Create(documents) | ScoreToxicity(cfg)
             _ = kept | beam.Map(lambda d: d.toxicity_score)
 
-    t_beam = timed(beam_run, args.repeat)  # includes tokenisation, model load per run, join
+    t_beam = median_time(beam_run, args.repeat)  # includes tokenisation, model load per run, join
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else (
-        f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch {torch.get_num_threads()} threads)")
+        f"CPU ({os.cpu_count()} cores, {cpu_model()}, torch {torch.get_num_threads()} threads)")
     rows = [
         f"| bare torch loop, fixed order | {len(docs) / t_fixed:,.1f} | {tokens / t_fixed:,.0f} | {waste_fixed:.0%} |",
         f"| bare torch loop, length-bucketed | {len(docs) / t_bucket:,.1f} | {tokens / t_bucket:,.0f} | {waste_bucket:.0%} |",
@@ -148,13 +142,7 @@ def main() -> int:
         "tokenisation, the model load of each run and the join back to documents).",
         END,
     ])
-    out = Path(args.out)
-    current = out.read_text() if out.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        current = current[: current.index(START)] + report + current[current.index(END) + len(END):]
-    else:
-        current = current.rstrip() + "\n\n" + report + "\n"
-    out.write_text(current)
+    write_section(Path(args.out), START, END, report)
     print(report)
     return 0
 

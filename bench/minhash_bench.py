@@ -46,6 +46,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import common  # noqa: E402
+from bench.common import cpu_model  # noqa: E402
 from bench.neardup_corpus import Corpus, iter_pairs_by_bin, make_corpus  # noqa: E402
 from toxsieve.pipelines.config import NearDedupConfig  # noqa: E402
 from toxsieve.pipelines.document import Document  # noqa: E402
@@ -400,11 +402,7 @@ def _mib(n: int) -> str:
 
 def render(q: dict, agree: dict, thr: dict, stages: list[dict], dts: dict[int, dict], corpora: dict[int, Corpus],
            quality_corpus: Corpus) -> str:
-    cpu = platform.processor() or "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     lines = [
         f"Measured {dt.date.today().isoformat()} by `bench/minhash_bench.py` on {cpu}, {os.cpu_count()} cores "
@@ -528,15 +526,7 @@ def render_only(out: Path) -> None:
 
 
 def write_section(out: Path, body: str) -> None:
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    block = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
-    out.write_text(text)
+    common.write_section(out, START, END, f"{START}\n{body}\n{END}", heading=SECTION)
 
 
 def main(argv: Iterable[str] | None = None) -> None:

@@ -72,6 +72,10 @@ from toxsieve.pipelines.readers import UnknownFormatError, detect_format, read_s
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable
+
+from bench.common import cpu_model  # noqa: E402
+
 FIXTURES = REPO / "tests" / "fixtures" / "crawl"
 WORK_DIR = REPO / "out" / "bench" / "pipeline"
 DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
@@ -944,14 +948,7 @@ def corpus_docs_bytes(results: Results) -> tuple[int, int]:
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem = "unknown"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -12,10 +12,8 @@ import datetime as dt
 import gzip
 import json
 import os
-import platform
-import statistics
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from toxsieve.classifiers.base import chunk_text, score_documents
@@ -23,6 +21,10 @@ from toxsieve.classifiers.fasttext_toxicity import DEFAULT_MAX_WORDS, FastTextTo
 from toxsieve.classifiers.toxicity_data import SHIPPED_HELDOUT, read_labeled_csv
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable
+
+from bench.common import cpu_model, median_time, write_section  # noqa: E402
+
 START, END = "<!-- bench:toxicity-fasttext:start -->", "<!-- bench:toxicity-fasttext:end -->"
 
 
@@ -46,14 +48,6 @@ def web_pages() -> list[str]:
             texts.extend(json.loads(line)["text"] for line in fh if line.strip())
     return texts
 
-
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -82,8 +76,7 @@ def main() -> int:
         shares.append(prep / total)
         rows.append(f"| {name} | {len(texts):,} ({n_chunks:,} chunks) | {mb:.2f} | {len(texts) / total:,.0f} | "
                     f"{mb / total:.2f} | {prep / total:.0%} |")
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     size = clf.path.stat().st_size / 1e6
     report = "\n".join([
         START,
@@ -105,13 +98,7 @@ def main() -> int:
         f"{load_s * 1000:.0f} ms, once per worker.",
         END,
     ])
-    out = Path(args.out)
-    current = out.read_text() if out.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        current = current[: current.index(START)] + report + current[current.index(END) + len(END):]
-    else:
-        current = current.rstrip() + "\n\n" + report + "\n"
-    out.write_text(current)
+    write_section(Path(args.out), START, END, report)
     print(report)
     return 0
 
