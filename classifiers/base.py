@@ -8,8 +8,10 @@ aggregated; the aggregation is recorded in the metadata).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,18 +28,34 @@ class ModelIdentity:
 
 
 def sha256_path(path: str | Path) -> str:
-    """sha256 of a file, or of a directory's files (name + digest, sorted) for model directories."""
+    """sha256 of a file, or of a directory's files (name + digest, sorted) for model directories.
+
+    A file's digest is remembered for its (path, size, mtime, inode), so the driver's checks and the
+    stages built after them hash a multi-GB checkpoint once, and a changed file is hashed again. As
+    in git's "racy" rule, a file modified in the last seconds is always re-hashed: a rewrite within
+    one timestamp tick would keep its mtime."""
     p = Path(path)
     if p.is_file():
-        digest = hashlib.sha256()
-        with p.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        st = p.stat()
+        if time.time_ns() - st.st_mtime_ns < _RACY_NS:
+            return _sha256_file.__wrapped__(str(p), 0, 0, 0)
+        return _sha256_file(str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
     combined = hashlib.sha256()
     for child in sorted(q for q in p.rglob("*") if q.is_file()):
         combined.update(f"{child.relative_to(p)}:{sha256_path(child)}\n".encode())
     return combined.hexdigest()
+
+
+_RACY_NS = 3_000_000_000
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_file(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @runtime_checkable

@@ -9,8 +9,8 @@ prints ROC-AUC, PR-AUC, F1, precision and recall at the threshold, overall and p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import gzip
 import io
 import json
 import math
@@ -285,16 +285,16 @@ def read_records(path: str | Path, fields: list[str]) -> Iterator[tuple[int, dic
     raise InputError(f"{path}: unknown format (expected .jsonl, .csv or .parquet, optionally .gz or .zst)")
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    if name.endswith((".zst", ".zstd")):
-        import zstandard
+@contextlib.contextmanager
+def _open_text(path: Path) -> Iterator[io.TextIOWrapper]:
+    """Text of ``path``, decompressed by the pipeline's reader: a truncated .gz/.zst raises, never ends early."""
+    from toxsieve.pipelines.readers import decompressed
 
-        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # noqa: SIM115
-        return io.TextIOWrapper(raw, encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115
+    with open(path, "rb") as raw, io.TextIOWrapper(decompressed(raw, path.name), encoding="utf-8", newline="") as fh:
+        try:
+            yield fh
+        except (EOFError, OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read: {exc}") from exc
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

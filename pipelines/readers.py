@@ -219,7 +219,8 @@ def _warc_record_to_document(record: Any, path: str, fmt: str, cfg: InputConfig)
 # --- JSONL -----------------------------------------------------------------
 
 
-def _open_text_lines(stream: IO[bytes], path: str) -> IO[bytes]:
+def decompressed(stream: IO[bytes], path: str) -> IO[bytes]:
+    """``stream`` decompressed by the name's suffix (.gz, .zst); a truncated file raises, never ends quietly."""
     name = path.lower()
     if name.endswith((".gz", ".gzip")):
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
@@ -288,7 +289,7 @@ def _get_field(obj: dict[str, Any], dotted: str | None) -> Any:
 def _read_jsonl(stream: IO[bytes], path: str, cfg: InputConfig) -> Iterator[ReadResult]:
     # No extra buffering layer on top: a read-ahead would turn a truncated tail into the loss
     # of every line decoded before it.
-    lines = _open_text_lines(stream, path)
+    lines = decompressed(stream, path)
     line_no = 0
     while True:
         try:

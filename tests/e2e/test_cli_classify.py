@@ -93,6 +93,17 @@ def test_classify_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name", ["in.jsonl.gz", "in.jsonl.zst"])
+def test_classify_refuses_a_truncated_compressed_file(tmp_path: Path, name: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    src = _jsonl(tmp_path / name, RECORDS * 50)
+    src.write_bytes(src.read_bytes()[:-40])  # cut inside the last frame / member
+    out = tmp_path / "o.parquet"
+    assert main(["classify", "--input", str(src), "--output", str(out)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_evaluate_matches_a_hand_computation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     texts = ["you stupid idiot", "thanks, nice work", "shut up moron", "see you at the meeting",
              "what a lovely garden", "you are a disgusting pig"]

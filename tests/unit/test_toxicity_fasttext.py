@@ -244,3 +244,19 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
     # The seed matters: the comparison above can fail.
     c = train_fasttext(SHIPPED_DATA_DIR, tmp_path / "c", replace(config, seed=8), evaluate=False)
     assert sha256_path(c.model_path) != sha256_path(a.model_path)
+
+
+def test_sha256_path_is_remembered_only_while_the_file_is_unchanged(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"a" * 1000)
+    old = 1_600_000_000
+    os.utime(model, (old, old))
+    assert sha256_path(model) == hashlib.sha256(b"a" * 1000).hexdigest()
+    model.write_bytes(b"b" * 1000)  # same size, same inode; a new mtime
+    assert sha256_path(model) == hashlib.sha256(b"b" * 1000).hexdigest()
+    model.write_bytes(b"c" * 1000)  # within the same timestamp tick: "racy", so hashed again
+    assert sha256_path(model) == hashlib.sha256(b"c" * 1000).hexdigest()
+    assert sha256_path(tmp_path) == sha256_path(tmp_path)  # directories combine the per-file digests
