@@ -34,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from toxsieve.classifiers.base import chunk_text, score_documents
+from toxsieve.classifiers.base import DEFAULT_CHUNK_WORDS, TextClassifier, chunk_text, score_documents
 from toxsieve.classifiers.fasttext_toxicity import FastTextToxicityClassifier
 from toxsieve.classifiers.identity_terms import has_identity_term, swap_identity_terms
 from toxsieve.classifiers.metrics import binary_metrics, roc_auc
+from toxsieve.classifiers.registry import load_classifier
 from toxsieve.classifiers.toxicity_data import (
     SHIPPED_DATA_DIR,
     SHIPPED_HELDOUT,
@@ -101,7 +102,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", help="comma-separated names (default: all)")
     parser.add_argument("--data", default=str(SHIPPED_DATA_DIR))
-    parser.add_argument("--max-words", type=int, default=64)
+    parser.add_argument("--max-words", type=int, default=None,
+                        help="chunk size in words (default: 64 for fastText, a transformer's token window)")
     parser.add_argument("--json", help="append results as JSON lines here")
     parser.add_argument("--measure", metavar="MODEL", help="instead of training: the variant row for this model")
     parser.add_argument("--heldout", action="store_true",
@@ -114,7 +116,7 @@ def main() -> int:
         return threshold_report(args.thresholds, args.data)
     if args.measure:
         dev = read_labeled_csv(SHIPPED_HELDOUT) if args.heldout else dev_examples(args.data)
-        row = measure(FastTextToxicityClassifier(args.measure), dev, make_long_documents(dev, seed=0),
+        row = measure(load_classifier(args.measure), dev, make_long_documents(dev, seed=0),
                       crawl_sample_pages(), args.max_words, args.threshold)
         print("| " + args.measure + " | " + " | ".join(_fmt(row.get(c)) for c in _columns()) + " |")
         return 0
@@ -158,7 +160,7 @@ def _fmt(v: object) -> str:
 
 
 def run_variant(name: str, config: FastTextTrainConfig, data: str, dev: list[Example],
-                long_docs: tuple[list[str], np.ndarray], web_pages: list[str], max_words: int) -> dict[str, float]:
+                long_docs: tuple[list[str], np.ndarray], web_pages: list[str], max_words: int | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         result = train_fasttext(data, tmp, config, evaluate=False)
@@ -168,8 +170,8 @@ def run_variant(name: str, config: FastTextTrainConfig, data: str, dev: list[Exa
         return row | measure(clf, dev, long_docs, web_pages, max_words)
 
 
-def measure(clf: FastTextToxicityClassifier, dev: list[Example], long_docs: tuple[list[str], np.ndarray],
-            web_pages: list[str], max_words: int, threshold: float = 0.5) -> dict[str, float]:
+def measure(clf: TextClassifier, dev: list[Example], long_docs: tuple[list[str], np.ndarray],
+            web_pages: list[str], max_words: int | None, threshold: float = 0.5) -> dict[str, float]:
     row: dict[str, float] = {}
     toxic = clf.labels.index("toxic")
     scores = clf.predict([e.text for e in dev])[:, toxic]
@@ -200,7 +202,7 @@ def measure(clf: FastTextToxicityClassifier, dev: list[Example], long_docs: tupl
     page_scores = [d.toxicity_score for d in score_documents(clf, web_pages + with_toxic, max_words)]
     row["web_fpr"] = float(np.mean(np.array(page_scores[: len(web_pages)]) >= threshold))
     row["web_rec"] = float(np.mean(np.array(page_scores[len(web_pages):]) >= threshold))
-    chunks = [c for page in web_pages for c in chunk_text(page, max_words)]
+    chunks = [c for page in web_pages for c in chunk_text(page, max_words or DEFAULT_CHUNK_WORDS)]
     row["web_chunk_fpr"] = float(np.mean(clf.predict(chunks)[:, toxic] >= threshold))
     return row
 

@@ -78,6 +78,7 @@ class DocumentScores:
 
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
+DEFAULT_CHUNK_WORDS = 64  # the fastText model's window (its card: 64 words was the best trade-off)
 
 
 def chunk_text(text: str, max_words: int) -> list[str]:
@@ -102,21 +103,35 @@ def chunk_text(text: str, max_words: int) -> list[str]:
     return chunks
 
 
-def score_documents(classifier: TextClassifier, texts: Sequence[str], max_words: int) -> list[DocumentScores]:
-    """Chunk, score every chunk in one batch, aggregate per document with max."""
+def score_documents(classifier: TextClassifier, texts: Sequence[str], max_words: int | None) -> list[DocumentScores]:
+    """Chunk, score every chunk in one batch, aggregate per document with max.
+
+    ``max_words=None`` chunks as the pipeline does for this kind of model: a transformer by its own
+    token window (``score_chunked``), any other model by 64-word chunks."""
+    if max_words is None and hasattr(classifier, "score_chunked"):
+        probs, counts = classifier.score_chunked(texts)
+        return [_aggregate(classifier, probs[i:i + 1], n) for i, n in enumerate(counts)]
+    words = max_words or DEFAULT_CHUNK_WORDS
     spans: list[tuple[int, int]] = []
     flat: list[str] = []
     for text in texts:
-        chunks = chunk_text(text, max_words)
+        chunks = chunk_text(text, words)
         spans.append((len(flat), len(flat) + len(chunks)))
         flat.extend(chunks)
     probs = classifier.predict(flat) if flat else np.zeros((0, len(classifier.labels)), dtype=np.float32)
+    return [_aggregate(classifier, probs[start:end], end - start) for start, end in spans]
+
+
+def _aggregate(classifier: TextClassifier, block: np.ndarray, n_chunks: int) -> DocumentScores:
+    """Max per label over a document's chunk rows (``block``), and the max over the toxic labels."""
     toxic_idx = [classifier.labels.index(label) for label in classifier.toxic_labels]
-    out = []
-    for start, end in spans:
-        block = probs[start:end]
-        per_label = block.max(axis=0)
-        toxic = float(block[:, toxic_idx].max()) if toxic_idx else 0.0
-        out.append(DocumentScores(toxic, {label: float(v) for label, v in zip(classifier.labels, per_label,
-                                                                                strict=True)}, end - start))
-    return out
+    per_label = block.max(axis=0)
+    toxic = float(per_label[toxic_idx].max()) if toxic_idx else 0.0
+    return DocumentScores(toxic, {label: float(v) for label, v in zip(classifier.labels, per_label, strict=True)},
+                          n_chunks)
+
+
+def chunking_description(classifier: TextClassifier, max_words: int | None) -> str:
+    if max_words is None and hasattr(classifier, "score_chunked"):
+        return f"windows of at most {classifier.max_length} tokens, max over windows"  # type: ignore[attr-defined]
+    return f"chunks of at most {max_words or DEFAULT_CHUNK_WORDS} words, max over chunks"

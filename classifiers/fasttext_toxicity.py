@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toxsieve.classifiers.base import ModelIdentity, sha256_path
+from toxsieve.classifiers.base import DEFAULT_CHUNK_WORDS, ModelIdentity, sha256_path
 
 SHIPPED_TOXICITY_MODEL = Path(__file__).parent / "models" / "toxicity-fasttext" / "model.ftz"
 SHIPPED_MODEL_NAME = "toxsieve-fasttext-toxicity-v1"
@@ -23,7 +23,7 @@ LABELS: tuple[str, ...] = ("non_toxic", "toxic")
 TOXIC_LABELS: tuple[str, ...] = ("toxic",)
 LABEL_PREFIX = "__label__"
 # Chunk size for long documents and the recommended threshold (see the model card for why).
-DEFAULT_MAX_WORDS = 64
+DEFAULT_MAX_WORDS = DEFAULT_CHUNK_WORDS
 DEFAULT_THRESHOLD = 0.9
 # Label names that mean "not toxic" in models a user trained with other label names.
 _CLEAN_LABEL_NAMES = frozenset({"non_toxic", "not_toxic", "clean", "neither", "other", "nohate", "0", "none"})

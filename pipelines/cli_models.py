@@ -30,14 +30,12 @@ class InputError(ValueError):
 
 
 def add_model_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from toxsieve.classifiers.fasttext_toxicity import DEFAULT_MAX_WORDS
-
     classify = subparsers.add_parser(
         "classify", help="score a JSONL or Parquet file of texts with a toxicity model",
         description="Writes Parquet: id, toxicity_score, score_<label> per label, n_chunks (rows in input order).")
     classify.add_argument("--input", required=True, help="JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet file")
     classify.add_argument("--output", required=True, help="Parquet file to write")
-    _model_args(classify, DEFAULT_MAX_WORDS)
+    _model_args(classify)
     classify.add_argument("--id-field", default="id", help="field holding the record id (default: id)")
 
     evaluate = subparsers.add_parser(
@@ -45,7 +43,7 @@ def add_model_commands(subparsers: argparse._SubParsersAction) -> None:  # type:
         description="Labels: 1/0, true/false, toxic/non_toxic. Documents are chunked and scored as in `classify`.")
     evaluate.add_argument("--input", required=True, help="CSV (.csv, .csv.gz), JSONL (.jsonl[.gz|.zst]) or Parquet")
     evaluate.add_argument("--label-field", required=True, help="field holding the gold label")
-    _model_args(evaluate, DEFAULT_MAX_WORDS)
+    _model_args(evaluate)
     evaluate.add_argument("--threshold", type=float, help="score >= threshold counts as toxic "
                           "(default: the model's recommended threshold; 0.5 for models other than the shipped one)")
     evaluate.add_argument("--group-field", help="also report metrics per value of this field (e.g. source)")
@@ -68,11 +66,16 @@ def add_model_commands(subparsers: argparse._SubParsersAction) -> None:  # type:
     ft.add_argument("--heldout", help="also write the held-out split (text,label,source CSV.gz) here")
 
 
-def _model_args(parser: argparse.ArgumentParser, default_max_words: int) -> None:
-    parser.add_argument("--model", help="fasttext (default), a .ftz/.bin file, or a model directory")
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    from toxsieve.classifiers.base import DEFAULT_CHUNK_WORDS
+
+    parser.add_argument("--model", help="fasttext (default), minilm (needs the [gpu] extra), a .ftz/.bin file, "
+                        "or a Hugging Face model directory")
     parser.add_argument("--text-field", default="text", help="field holding the text (default: text)")
-    parser.add_argument("--max-words", type=int, default=default_max_words,
-                        help=f"chunk size for long documents; the score is the max over chunks (default: {default_max_words})")
+    parser.add_argument("--max-words", type=int, default=None,
+                        help=f"chunk long documents into this many words; the score is the max over chunks "
+                             f"(default: as `toxsieve run` does: {DEFAULT_CHUNK_WORDS} words for fastText, the "
+                             "model's token window for a transformer)")
     parser.add_argument("--batch-size", type=int, default=256, help="documents scored per batch (default: 256)")
 
 
@@ -100,7 +103,7 @@ def _classify(args: argparse.Namespace) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from toxsieve.classifiers.base import score_documents
+    from toxsieve.classifiers.base import chunking_description, score_documents
     from toxsieve.classifiers.registry import load_classifier
 
     _check_positive(args.max_words, "--max-words")
@@ -111,7 +114,7 @@ def _classify(args: argparse.Namespace) -> int:
     label_columns = [SCORE_PREFIX + label for label in classifier.labels]
     metadata = {
         "toxsieve.model": identity.name, "toxsieve.model_sha256": identity.sha256,
-        "toxsieve.chunking": f"chunks of at most {args.max_words} words, max over chunks",
+        "toxsieve.chunking": chunking_description(classifier, args.max_words),
         "toxsieve.toxic_labels": ",".join(classifier.toxic_labels),
     }
     output = Path(args.output)
@@ -163,7 +166,7 @@ def _cast_ids(ids: list[Any], id_type: Any) -> Any:
 # --- evaluate -------------------------------------------------------------------------------
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from toxsieve.classifiers.base import score_documents
+    from toxsieve.classifiers.base import chunking_description, score_documents
     from toxsieve.classifiers.metrics import binary_metrics
     from toxsieve.classifiers.registry import load_classifier
 
@@ -193,13 +196,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     identity = classifier.identity()
     if args.json:
         payload = {"model": identity.name, "model_sha256": identity.sha256, "threshold": threshold,
-                   "max_words": args.max_words,
+                   "chunking": chunking_description(classifier, args.max_words),
                    "metrics": {k: {m: (None if isinstance(v, float) and math.isnan(v) else v)
                                    for m, v in r.as_dict().items()} for k, r in results.items()}}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return 0
     sys.stdout.write(f"model {identity.name} (sha256 {identity.sha256[:12]}), threshold {threshold:g}, "
-                     f"chunks of {args.max_words} words, max over chunks\n")
+                     f"{chunking_description(classifier, args.max_words)}\n")
     header = f"{'group':<24} {'n':>8} {'toxic':>7} {'ROC-AUC':>8} {'PR-AUC':>7} {'F1':>6} {'prec':>6} {'recall':>6} {'FPR':>6}"
     sys.stdout.write(header + "\n")
     for name, r in results.items():
@@ -359,6 +362,6 @@ def _text(record: dict[str, Any], field: str, n: int) -> str:
     return value
 
 
-def _check_positive(value: int, flag: str) -> None:
-    if value < 1:
+def _check_positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
         raise InputError(f"{flag} must be at least 1, not {value}")

@@ -7,7 +7,7 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,8 +187,9 @@ class ToxicityConfig:
     """ScoreToxicity: the shipped fastText model, any local Hugging Face checkpoint, or a cascade."""
 
     enabled: bool = True
-    # "fasttext" = the shipped model (classifiers/models/toxicity-fasttext); a .bin/.ftz path; or a
-    # local Hugging Face AutoModelForSequenceClassification directory (safetensors only)
+    # "fasttext" = the shipped model (classifiers/models/toxicity-fasttext); "minilm" = the shipped
+    # MiniLM model (needs the [gpu] extra; assembled once per machine, no download); a .bin/.ftz
+    # path; or a local Hugging Face AutoModelForSequenceClassification directory (safetensors only)
     model: str = "fasttext"
     # annotate (scores and a flag on every document, nothing removed) | filter (remove at or above the
     # threshold). Annotate is the default: on the shipped crawl sample the fast model flags 7 of 66
@@ -207,10 +208,14 @@ class ToxicityConfig:
     token_budget: int = 16_384  # padded tokens per forward pass
     max_batch_size: int = 256
     share_model_across_processes: bool = False  # one copy per machine (Beam large_model)
-    # cascade: the fast model scores everything; documents it is unsure about go to this model
+    # cascade: the fast model scores everything; documents whose fast score falls in
+    # [cascade_low, cascade_high] go to this model (a checkpoint directory, or "minilm": the shipped
+    # MiniLM model, assembled on first use), which decides them at cascade_threshold. Outside the
+    # band the fast model decides at `threshold`, which must lie inside the band.
     cascade_model: str | None = None
-    cascade_low: float = 0.2
-    cascade_high: float = 0.8
+    cascade_low: float = 0.3
+    cascade_high: float = 0.97
+    cascade_threshold: float = 0.5
 
     def validate(self) -> None:
         _choice("toxicity.mode", self.mode, ("filter", "annotate"))
@@ -224,8 +229,21 @@ class ToxicityConfig:
             raise ConfigError(f"config key 'toxicity.device' must be auto, cpu or cuda[:N]; got {self.device!r}")
         _unit("toxicity.cascade_low", self.cascade_low)
         _unit("toxicity.cascade_high", self.cascade_high)
+        _unit("toxicity.cascade_threshold", self.cascade_threshold)
         if self.cascade_low > self.cascade_high:
             raise ConfigError("toxicity.cascade_low must be <= toxicity.cascade_high")
+        if self.cascade_model:
+            for key, value in [("threshold", self.threshold)] + [
+                    (f"threshold_per_language.{lang}", v) for lang, v in self.threshold_per_language.items()]:
+                if not self.cascade_low <= value <= self.cascade_high:
+                    raise ConfigError(
+                        f"config key 'toxicity.{key}' = {value} lies outside the cascade band "
+                        f"[{self.cascade_low}, {self.cascade_high}]: the fast model decides outside the band, "
+                        "so its threshold must lie inside it")
+
+    def cascade_decision(self) -> ToxicityConfig:
+        """The config the cascade model decides with: its own threshold, for every language."""
+        return replace(self, threshold=self.cascade_threshold, threshold_per_language={})
 
     def threshold_for(self, language: str | None) -> float:
         return self.threshold_per_language.get(language or "", self.threshold)

@@ -6,7 +6,8 @@
   length, dynamically padded, inference_mode, autocast on CUDA), then aggregated per document by max
   and joined back to the document by key.
 - Cascade: the fast model scores everything; only documents whose fast score falls in
-  [cascade_low, cascade_high] go to the transformer, which then decides.
+  [cascade_low, cascade_high] go to the transformer, which decides them at ``cascade_threshold``;
+  outside the band the fast model decides at ``threshold`` (validated to lie inside the band).
 """
 
 from __future__ import annotations
@@ -316,6 +317,6 @@ class ScoreToxicity(beam.PTransform):
                                                  else [])
         decided = (
             sure | "DecideFast" >> beam.Map(_decide_fast, cfg=cfg),
-            unsure | "Cascade" >> ScoreWithCheckpoint(cfg.cascade_model, cfg),
+            unsure | "Cascade" >> ScoreWithCheckpoint(cfg.cascade_model, cfg.cascade_decision()),
         ) | "Merge" >> beam.Flatten()
         return decided | SplitRemovals()

@@ -94,7 +94,7 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
         "dead_letters": dead_letters,
         "read": records,
         **{f"files_{k}": v for k, v in files.items()},
-    } | "ComputeStats" >> ComputeStats(FileSystems.join(out, COUNTS_FILE))
+    } | "ComputeStats" >> ComputeStats(FileSystems.join(out, COUNTS_FILE), cfg.toxicity.threshold_for)
 
 
 def _identity(row: dict) -> dict:

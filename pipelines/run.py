@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -124,6 +125,7 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     run_id = run_id or new_run_id()
     output = output.rstrip("/") or output
     files = match_inputs(inputs, cfg)
+    cfg = resolve_builtin_models(cfg)
     lid_model = resolve_lid_model(cfg.language.model_path)
     lists = used_list_files(cfg)
     toxicity_models = check_toxicity_models(cfg)
@@ -268,6 +270,20 @@ def build_manifest(run_id: str, started_at: str, cfg: Config, files: list[tuple[
         "outputs": {name: f"{name}/" for name in OUTPUT_DIRS} | {"stats": STATS_FILE},
         "summary": {k: stats[k] for k in ("read", "kept", "removed", "dead_lettered")},
     }
+
+
+def resolve_builtin_models(cfg: Config) -> Config:
+    """``toxicity.model`` / ``cascade_model: minilm`` become the assembled directory (built on first use)."""
+    from toxsieve.classifiers.registry import resolve_model_spec
+
+    tox = cfg.toxicity
+    if not tox.enabled:
+        return cfg
+    try:
+        model, cascade = resolve_model_spec(tox.model), resolve_model_spec(tox.cascade_model)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"toxicity model: {exc}") from exc
+    return dataclasses.replace(cfg, toxicity=dataclasses.replace(tox, model=model, cascade_model=cascade))
 
 
 def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:

@@ -272,8 +272,9 @@ class WriteParquetShards(beam.PTransform):
 # --- stats -----------------------------------------------------------------
 
 
-def funnel_keys(meta: Row) -> Iterator[str]:
-    """Stats keys for one metadata row."""
+def funnel_keys(meta: Row, fast_threshold: Callable[[str | None], float] | None = None) -> Iterator[str]:
+    """Stats keys for one metadata row. ``fast_threshold(language)`` is the fast model's threshold
+    (``ToxicityConfig.threshold_for``): a cascade counts agreement at it, not at the second model's."""
     yield "documents"
     yield f"decision/{meta['decision']}"
     if meta["stage"]:
@@ -288,7 +289,8 @@ def funnel_keys(meta: Row) -> Iterator[str]:
             yield "toxicity/flagged"
         if meta.get("toxicity_fast_score") is not None:
             yield "toxicity/cascade/sent"
-            fast_flag = meta["toxicity_fast_score"] >= meta["toxicity_threshold"]
+            threshold = fast_threshold(meta["language"]) if fast_threshold else meta["toxicity_threshold"]
+            fast_flag = meta["toxicity_fast_score"] >= threshold
             if fast_flag == bool(meta.get("toxicity_flagged")):
                 yield "toxicity/cascade/agree"
 
@@ -296,13 +298,16 @@ def funnel_keys(meta: Row) -> Iterator[str]:
 class ComputeStats(beam.PTransform):
     """Counts computed from the data itself (not Beam metrics, which not every runner reports)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fast_threshold: Callable[[str | None], float] | None = None) -> None:
         super().__init__()
         self.path = path
+        self.fast_threshold = fast_threshold
 
     def expand(self, pcolls: dict[str, beam.PCollection]) -> beam.PCollection:
+        fast = self.fast_threshold
         keyed = [
-            pcolls["metadata_rows"] | "FunnelKeys" >> beam.FlatMap(lambda m: [(k, 1) for k in funnel_keys(m)]),
+            pcolls["metadata_rows"] | "FunnelKeys" >> beam.FlatMap(
+                lambda m: [(k, 1) for k in funnel_keys(m, fast)]),
             pcolls["dead_letters"] | "DeadKeys" >> beam.FlatMap(
                 lambda d: [("dead_letter", 1), (f"dead_letter/{d.error_type}", 1)]),
             pcolls["read"] | "ReadKeys" >> beam.Map(lambda r: ("read", 1)),

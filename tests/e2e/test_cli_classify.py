@@ -119,7 +119,8 @@ def test_evaluate_matches_a_hand_computation(tmp_path: Path, capsys: pytest.Capt
     assert main(["evaluate", "--input", str(path), "--label-field", "is_toxic", "--group-field", "group",
                  "--threshold", str(threshold), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["threshold"] == threshold and report["max_words"] == DEFAULT_MAX_WORDS
+    assert report["threshold"] == threshold and report["chunking"] == (
+        f"chunks of at most {DEFAULT_MAX_WORDS} words, max over chunks")
     # By hand: ROC-AUC = share of (toxic, clean) pairs ranked right; P/R/F1 from the counts.
     pos = [s for s, y in zip(scores, labels, strict=True) if y]
     neg = [s for s, y in zip(scores, labels, strict=True) if not y]

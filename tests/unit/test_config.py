@@ -145,6 +145,11 @@ def test_wrong_types_name_the_key(raw: dict, key: str) -> None:
         ({"output": {"removed_text_chars": 0}}, "output.removed_text_chars"),
         ({"output": {"row_group_rows": 0}}, "output.row_group_rows"),
         ({"run": {"progress_interval_s": 0}}, "run.progress_interval_s"),
+        ({"toxicity": {"cascade_threshold": 2}}, "toxicity.cascade_threshold"),
+        # a cascade's fast model decides outside the band, so its thresholds must lie inside it
+        ({"toxicity": {"cascade_model": "m", "cascade_low": 0.2, "cascade_high": 0.8}}, "toxicity.threshold"),
+        ({"toxicity": {"cascade_model": "m", "threshold_per_language": {"de": 0.1}}},
+         "toxicity.threshold_per_language.de"),
     ],
 )
 def test_out_of_range_values_name_the_key(raw: dict, key: str) -> None:
@@ -219,3 +224,12 @@ def test_config_is_picklable_for_beam_workers() -> None:
     for f in dataclasses.fields(cfg):
         section = getattr(cfg, f.name)
         assert pickle.loads(pickle.dumps(section)) == section
+
+
+def test_cascade_decides_with_its_own_threshold() -> None:
+    tox = config_from_dict({"toxicity": {"cascade_model": "m", "threshold_per_language": {"de": 0.95},
+                                         "cascade_threshold": 0.6}}).toxicity
+    assert tox.threshold_for("de") == 0.95 and tox.threshold_for("en") == 0.9
+    second = tox.cascade_decision()
+    assert second.threshold_for("de") == second.threshold_for("en") == 0.6
+    assert config_from_dict({"toxicity": {"cascade_low": 0.2, "cascade_high": 0.8}}).toxicity.cascade_model is None
