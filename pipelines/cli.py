@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("archive", help="blacklists.tar.gz or a single category's .tar.gz from UT1")
     imp.add_argument("--dest", required=True, help="UT1-format directory to write (one folder per category)")
     imp.add_argument("--category", action="append", default=[], help="category to import; repeatable (default: all)")
+    audit = sub.add_parser(
+        "audit", help="why documents were removed: counts, evidence and examples from a run's outputs",
+        description="Reads stats.json, manifest.json, removed/, dead_letter/ and metadata/ of a run; runs no model.")
+    audit.add_argument("output", help="the --output directory of a run")
+    audit.add_argument("--stage", help="only this stage (e.g. toxicity, language, exact_dedup)")
+    audit.add_argument("--reason", help="only this reason code (e.g. toxicity_above_threshold)")
+    audit.add_argument("--examples", type=int, default=5, help="examples per reason, smallest doc_ids (default: 5)")
+    audit.add_argument("--doc-id", help="instead: every metadata row and audit record of this document, as JSON")
+    audit.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report here")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
     add_model_commands(sub)
     return parser
 
@@ -67,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return _import_ut1(args)
     if args.command == "models":
         return _models(args)
+    if args.command == "audit":
+        return _audit(args)
     if args.command in MODEL_COMMANDS:
         return run_model_command(args)
 
@@ -103,6 +115,42 @@ def _models(args: argparse.Namespace) -> int:
                                       log=lambda line: sys.stderr.write(line + "\n"))
             sys.stdout.write(f"trained the MiniLM head on {info['training_rows']:,} rows (seed {info['seed']})\n")
     except (OSError, ValueError) as exc:
+        sys.stderr.write(f"toxsieve: error: {exc}\n")
+        return 2
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from toxsieve.pipelines.audit import (
+        AuditError,
+        explain_document,
+        load_report,
+        render_html,
+        render_text,
+        report_json,
+    )
+
+    try:
+        if args.doc_id:
+            found = explain_document(args.output, args.doc_id)
+            if not any(found.values()):
+                sys.stderr.write(f"toxsieve: error: no document {args.doc_id!r} in {args.output}\n")
+                return 2
+            sys.stdout.write(json.dumps(found, indent=2, ensure_ascii=False, default=str) + "\n")
+            return 0
+        report = load_report(args.output, max(0, args.examples), args.stage, args.reason)
+        if args.html:
+            Path(args.html).write_text(render_html(report), encoding="utf-8")
+        if args.json:
+            sys.stdout.write(json.dumps(report_json(report), indent=2, ensure_ascii=False, default=str) + "\n")
+        else:
+            sys.stdout.write(render_text(report))
+            if args.html:
+                sys.stdout.write(f"HTML report: {args.html}\n")
+    except (AuditError, OSError) as exc:
         sys.stderr.write(f"toxsieve: error: {exc}\n")
         return 2
     return 0
