@@ -60,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--doc-id", help="instead: every metadata row and audit record of this document, as JSON")
     audit.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report here")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    rethr = sub.add_parser(
+        "rethreshold", help="a new run at other toxicity thresholds, from a run's stored scores (no model runs)")
+    rethr.add_argument("source", help="the --output directory of a complete run")
+    rethr.add_argument("--output", required=True, metavar="DIR", help="directory for the new run")
+    rethr.add_argument("--threshold", type=float, help="toxicity threshold (default: the source run's)")
+    rethr.add_argument("--threshold-per-language", action="append", default=None, metavar="LANG=VALUE",
+                       help="per-language threshold, repeatable (replaces the source run's)")
+    rethr.add_argument("--cascade-threshold", type=float, help="threshold for documents the cascade model decided")
+    rethr.add_argument("--mode", choices=("filter", "annotate"), default="filter",
+                       help="filter: remove documents at or above the threshold (default); annotate: flags only")
+    rethr.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
+    rethr.add_argument("--run-id", help="run id of the new run (default: time + random)")
     add_model_commands(sub)
     return parser
 
@@ -79,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return _models(args)
     if args.command == "audit":
         return _audit(args)
+    if args.command == "rethreshold":
+        return _rethreshold(args)
     if args.command in MODEL_COMMANDS:
         return run_model_command(args)
 
@@ -153,6 +167,24 @@ def _audit(args: argparse.Namespace) -> int:
     except (AuditError, OSError) as exc:
         sys.stderr.write(f"toxsieve: error: {exc}\n")
         return 2
+    return 0
+
+
+def _rethreshold(args: argparse.Namespace) -> int:
+    from toxsieve.pipelines.rethreshold import parse_language_thresholds, rethreshold
+    from toxsieve.pipelines.run import RunError, print_summary
+
+    try:
+        per_language = (parse_language_thresholds(args.threshold_per_language)
+                        if args.threshold_per_language is not None else None)
+        stats = rethreshold(args.source, args.output, args.threshold, per_language, args.cascade_threshold,
+                            args.mode, args.overwrite, args.run_id)
+    except (RunError, ConfigError, OSError) as exc:
+        sys.stderr.write(f"toxsieve: error: {exc}\n")
+        return 2
+    sys.stdout.write(f"re-thresholded {args.source} without running a model: "
+                     f"{stats['rethreshold']['newly_removed']:,} more document(s) removed for toxicity\n")
+    print_summary(stats, args.output)
     return 0
 
 

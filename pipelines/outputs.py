@@ -64,7 +64,7 @@ def audit_row(doc: Document, run_id: str, cfg: OutputConfig) -> Row:
     removal = doc.removal
     if removal is None:
         raise ValueError(f"document {doc.doc_id} was not removed")
-    text, truncated = _audit_text(doc.text, cfg)
+    text, truncated = audit_text(doc.text, cfg)
     return {
         "doc_id": doc.doc_id, "run_id": run_id, "stage": removal.stage.value, "reason": removal.reason.value,
         "url": doc.url,
@@ -77,7 +77,7 @@ def audit_row(doc: Document, run_id: str, cfg: OutputConfig) -> Row:
     }
 
 
-def _audit_text(text: str | None, cfg: OutputConfig) -> tuple[str | None, bool]:
+def audit_text(text: str | None, cfg: OutputConfig) -> tuple[str | None, bool]:
     if text is None or cfg.removed_text == "none":
         return None, False
     if cfg.removed_text == "truncated" and len(text) > cfg.removed_text_chars:
