@@ -233,3 +233,8 @@ def test_cascade_decides_with_its_own_threshold() -> None:
     second = tox.cascade_decision()
     assert second.threshold_for("de") == second.threshold_for("en") == 0.6
     assert config_from_dict({"toxicity": {"cascade_low": 0.2, "cascade_high": 0.8}}).toxicity.cascade_model is None
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "deploy" / "configs").glob("*.yaml")))
+def test_shipped_configs_load(path: Path) -> None:
+    assert load_config(path).to_dict()  # every key known and every value valid
