@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args.input, args.output, cfg, beam_args=beam_args, overwrite=args.overwrite,
                      run_id=args.run_id, argv=["toxsieve", *argv])
     except (ConfigError, RunError, ModelNotFoundError, UnknownFormatError) as exc:
-        sys.stderr.write(f"toxsieve: error: {exc}\n")
-        return 2
+        return _fail(exc)
     print_summary(result.stats, result.output)
     return 0
 
@@ -129,9 +128,14 @@ def _models(args: argparse.Namespace) -> int:
                                       log=lambda line: sys.stderr.write(line + "\n"))
             sys.stdout.write(f"trained the MiniLM head on {info['training_rows']:,} rows (seed {info['seed']})\n")
     except (OSError, ValueError) as exc:
-        sys.stderr.write(f"toxsieve: error: {exc}\n")
-        return 2
+        return _fail(exc)
     return 0
+
+
+def _fail(exc: BaseException) -> int:
+    """An error the user can fix: one line on stderr, exit status 2."""
+    sys.stderr.write(f"toxsieve: error: {exc}\n")
+    return 2
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -165,8 +169,7 @@ def _audit(args: argparse.Namespace) -> int:
             if args.html:
                 sys.stdout.write(f"HTML report: {args.html}\n")
     except (AuditError, OSError) as exc:
-        sys.stderr.write(f"toxsieve: error: {exc}\n")
-        return 2
+        return _fail(exc)
     return 0
 
 
@@ -180,8 +183,7 @@ def _rethreshold(args: argparse.Namespace) -> int:
         stats = rethreshold(args.source, args.output, args.threshold, per_language, args.cascade_threshold,
                             args.mode, args.overwrite, args.run_id)
     except (RunError, ConfigError, OSError) as exc:
-        sys.stderr.write(f"toxsieve: error: {exc}\n")
-        return 2
+        return _fail(exc)
     sys.stdout.write(f"re-thresholded {args.source} without running a model: "
                      f"{stats['rethreshold']['newly_removed']:,} more document(s) removed for toxicity\n")
     print_summary(stats, args.output)
@@ -196,8 +198,7 @@ def _import_ut1(args: argparse.Namespace) -> int:
     try:
         counts = import_ut1_archive(args.archive, args.dest, args.category)
     except (OSError, tarfile.TarError) as exc:
-        sys.stderr.write(f"toxsieve: error: {exc}\n")
-        return 2
+        return _fail(exc)
     for category, kinds in counts.items():
         sys.stdout.write(f"{category}: {kinds.get('domains', 0):,} domains, {kinds.get('urls', 0):,} urls\n")
     sys.stdout.write(f"written to {args.dest}; use it with blocklists.url.lists: [{args.dest}]\n")
