@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 EXCERPT_CHARS = 300
@@ -46,21 +47,30 @@ class AuditReport:
     toxicity_scored: int = 0
 
 
+def _local(output: str | Path) -> Path:
+    if "://" in str(output):
+        raise AuditError(f"{output}: audit reads local directories only (copy the run's outputs first)")
+    return Path(output)
+
+
 def _parquet_files(output: Path, name: str) -> list[Path]:
     return sorted(p for p in (output / name).glob("*.parquet") if not p.name.startswith("."))
 
 
 def _batches(files: list[Path], columns: list[str]) -> Iterator[list[dict[str, Any]]]:
     for path in files:
-        pf = pq.ParquetFile(path)
-        present = [c for c in columns if c in pf.schema_arrow.names]
-        for batch in pf.iter_batches(columns=present, batch_size=4096):
-            yield batch.to_pylist()
+        try:
+            pf = pq.ParquetFile(path)
+            present = [c for c in columns if c in pf.schema_arrow.names]
+            for batch in pf.iter_batches(columns=present, batch_size=4096):
+                yield batch.to_pylist()
+        except pa.ArrowException as exc:
+            raise AuditError(f"{path}: not a readable Parquet file: {exc}") from exc
 
 
 def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
                 reason: str | None = None) -> AuditReport:
-    out = Path(output)
+    out = _local(output)
     if not (out / "stats.json").is_file() and not (out / "removed").is_dir():
         raise AuditError(f"{out} is not a toxsieve output directory (no stats.json, no removed/)")
     manifest_path = out / "manifest.json"
@@ -113,11 +123,14 @@ def _excerpt(row: dict[str, Any]) -> dict[str, Any]:
 
 def explain_document(output: str | Path, doc_id: str) -> dict[str, list[dict[str, Any]]]:
     """Every metadata row and audit record of one ``doc_id`` (a doc_id can occur in several inputs)."""
-    out = Path(output)
+    out = _local(output)
     found: dict[str, list[dict[str, Any]]] = {"metadata": [], "removed": []}
     for name in found:
         for path in _parquet_files(out, name):
-            table = pq.read_table(path, filters=[("doc_id", "=", doc_id)])
+            try:
+                table = pq.read_table(path, filters=[("doc_id", "=", doc_id)])
+            except pa.ArrowException as exc:
+                raise AuditError(f"{path}: not a readable Parquet file: {exc}") from exc
             found[name].extend(_excerpt(r) if name == "removed" else r for r in table.to_pylist())
     return found
 

@@ -90,6 +90,8 @@ def rethreshold(source: str | Path, output: str | Path, threshold: float | None 
                 per_language: dict[str, float] | None = None, cascade_threshold: float | None = None,
                 mode: str = "filter", overwrite: bool = False, run_id: str | None = None) -> dict[str, Any]:
     started = time.time()
+    if "://" in f"{source}{output}":
+        raise RunError("rethreshold reads and writes local directories only (copy the run's outputs first)")
     src, dst = Path(source), Path(output)
     if src.resolve() == dst.resolve():
         raise RunError("rethreshold writes a new run: --output must differ from the source directory")

@@ -105,3 +105,18 @@ def test_doc_id_explains_one_document(hostile_run: Path, capsys: pytest.CaptureF
 def test_not_an_output_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", str(tmp_path)]) == 2
     assert "not a toxsieve output directory" in capsys.readouterr().err
+
+
+def test_incomplete_or_damaged_runs(hostile_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(hostile_run, copy)
+    (copy / "manifest.json").unlink()
+    assert main(["audit", str(copy)]) == 0
+    assert "WARNING: no manifest.json" in capsys.readouterr().out
+    next((copy / "removed").glob("*.parquet")).write_bytes(b"PAR1 not really")
+    assert main(["audit", str(copy)]) == 2
+    assert "not a readable Parquet file" in capsys.readouterr().err
+    assert main(["audit", "gs://bucket/run"]) == 2
+    assert "local directories only" in capsys.readouterr().err

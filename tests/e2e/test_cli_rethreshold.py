@@ -83,3 +83,8 @@ def test_bad_arguments(runs: dict[str, Path], extra: list[str], message: str,
     assert main(["rethreshold", str(runs["annotate"]), "--output", str(runs["tmp"] / "bad"), *extra]) == 2
     assert message in capsys.readouterr().err
     assert main(["rethreshold", str(runs["annotate"]), "--output", str(runs["annotate"])]) == 2
+
+
+def test_remote_paths_are_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rethreshold", "gs://bucket/run", "--output", str(tmp_path / "x")]) == 2
+    assert "local directories only" in capsys.readouterr().err
