@@ -281,7 +281,7 @@ def resolve_builtin_models(cfg: Config) -> Config:
         return cfg
     try:
         model, cascade = resolve_model_spec(tox.model), resolve_model_spec(tox.cascade_model)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: the [gpu] extra is not installed
         raise RunError(f"toxicity model: {exc}") from exc
     return dataclasses.replace(cfg, toxicity=dataclasses.replace(tox, model=model, cascade_model=cascade))
 

@@ -381,3 +381,19 @@ def test_the_cpu_pipeline_runs_without_torch_or_transformers(tmp_path: Path) -> 
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "o" / "stats.json").read_text())["toxicity"]["scored"] > 0
+
+
+def test_builtin_minilm_without_the_gpu_extra_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from toxsieve.classifiers import train_minilm
+
+    def missing() -> Path:
+        raise ImportError("No module named 'torch'")
+
+    monkeypatch.setattr(train_minilm, "cached_model_dir", missing)
+    cfg = tmp_path / "cascade.yaml"
+    cfg.write_text(DEMO_CONFIG.read_text() + "toxicity:\n  cascade_model: minilm\n")
+    out = tmp_path / "out"
+    assert _run(out, config=cfg) == 2
+    assert "toxicity model: No module named 'torch'" in capsys.readouterr().err
+    assert not out.exists()
