@@ -215,6 +215,13 @@ def render_html(report: AuditReport) -> str:
     parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in ("read", "kept", "removed", "dead-lettered"))
                  + "</tr><tr>" + "".join(f'<td class="num">{_e(s.get(k))}</td>'
                                          for k in ("read", "kept", "removed", "dead_lettered")) + "</tr></table>")
+    funnel = s.get("funnel") or []
+    if funnel:
+        parts.append("<h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>removed</th><th>out</th></tr>")
+        parts.extend(f'<tr><td>{_e(f.get("stage"))}</td><td class="num">{_e(f.get("in"))}</td>'
+                     f'<td class="num">{_e(f.get("removed"))}</td><td class="num">{_e(f.get("out"))}</td></tr>'
+                     for f in funnel)
+        parts.append("</table>")
     models = report.manifest.get("models") or []
     if models:
         parts.append("<h2>Models</h2><table><tr><th>role</th><th>name</th><th>sha256</th></tr>")

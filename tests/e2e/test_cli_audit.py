@@ -91,6 +91,7 @@ def test_html_report_escapes_every_document_string(hostile_run: Path, tmp_path: 
     assert not parser.tags & {"script", "img", "iframe", "object"}
     assert not {a for a in parser.attrs if a.startswith("on")}
     assert "Content-Security-Policy" in html
+    assert "<h2>Funnel</h2>" in html and "<td>exact_dedup</td>" in html
 
 
 def test_doc_id_explains_one_document(hostile_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
