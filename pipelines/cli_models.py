@@ -46,6 +46,9 @@ def add_model_commands(subparsers: argparse._SubParsersAction) -> None:  # type:
     _model_args(evaluate)
     evaluate.add_argument("--threshold", type=float, help="score >= threshold counts as toxic "
                           "(default: the model's recommended threshold; 0.5 for models other than the shipped one)")
+    evaluate.add_argument("--toxic-value", action="append", metavar="VALUE",
+                          help="label value that counts as toxic (repeatable, case-insensitive); every other "
+                               "value then counts as clean, e.g. --toxic-value OFFENSE for GermEval")
     evaluate.add_argument("--group-field", help="also report metrics per value of this field (e.g. source)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
@@ -175,12 +178,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     records = read_records(args.input, fields)
     classifier = load_classifier(args.model)
     threshold = args.threshold if args.threshold is not None else getattr(classifier, "default_threshold", 0.5)
+    toxic_values = frozenset(v.strip().lower() for v in args.toxic_value) if args.toxic_value else None
     labels: list[int] = []
     groups: list[str] = []
     scores: list[float] = []
     for batch in _batches(records, args.batch_size):
         texts = [_text(r, args.text_field, n) for n, r in batch]
-        labels.extend(_label(_field(r, args.label_field, n), args.label_field, n, classifier.toxic_labels)
+        labels.extend(_label(_field(r, args.label_field, n), args.label_field, n, classifier.toxic_labels,
+                             toxic_values)
                       for n, r in batch)
         if args.group_field:
             groups.extend(str(_field(r, args.group_field, n)) for n, r in batch)
@@ -215,11 +220,17 @@ def _f(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:.4f}"
 
 
-_TRUE = {"1", "true", "yes", "toxic"}
-_FALSE = {"0", "false", "no", "non_toxic", "not_toxic", "clean"}
+# Label values of common toxicity / hate-speech sets (HateCheck and its multilingual version:
+# hateful / non-hateful; Dynabench: hate / nothate); anything else needs --toxic-value.
+_TRUE = {"1", "true", "yes", "toxic", "hateful", "hate", "offensive", "abusive"}
+_FALSE = {"0", "false", "no", "non_toxic", "not_toxic", "non-toxic", "clean", "non-hateful", "non_hateful",
+          "not_hateful", "nothate", "not_hate", "not_offensive", "non_offensive", "not_abusive"}
 
 
-def _label(value: Any, field: str, n: int, toxic_labels: tuple[str, ...]) -> int:
+def _label(value: Any, field: str, n: int, toxic_labels: tuple[str, ...],
+           toxic_values: frozenset[str] | None = None) -> int:
+    if toxic_values is not None:  # explicit: these values are toxic, every other value is clean
+        return int(str(value).strip().lower() in toxic_values)
     if isinstance(value, bool | int | np.integer):
         if value in (0, 1):
             return int(value)
@@ -238,7 +249,8 @@ def _label(value: Any, field: str, n: int, toxic_labels: tuple[str, ...]) -> int
         else:
             if f in (0.0, 1.0):
                 return int(f)
-    raise InputError(f"record {n}: {field}={value!r} is not a binary label (1/0, true/false, toxic/non_toxic)")
+    raise InputError(f"record {n}: {field}={value!r} is not a binary label (1/0, true/false, toxic/non_toxic, "
+                     "hateful/non-hateful); name the toxic value(s) with --toxic-value")
 
 
 # --- train ----------------------------------------------------------------------------------

@@ -158,3 +158,27 @@ def test_train_command_writes_a_working_model(tmp_path: Path, capsys: pytest.Cap
     assert main(["classify", "--input", str(src), "--output", str(tmp_path / "s.parquet"),
                  "--model", str(out / "model.bin")]) == 0
     assert pq.read_table(tmp_path / "s.parquet").num_rows == len(RECORDS)
+
+
+def test_evaluate_maps_label_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """GermEval's OFFENSE/OTHER with --toxic-value, HateCheck's hateful/non-hateful by default:
+    the same metrics as the same rows labeled 1/0."""
+    from toxsieve.classifiers.toxicity_data import SHIPPED_HELDOUT, read_labeled_csv
+
+    rows = [e for e in read_labeled_csv(SHIPPED_HELDOUT) if e.source == "germeval_de"][:120]
+    assert 0 < sum(e.label for e in rows) < len(rows)
+
+    def evaluate(name: str, values: tuple[str, str], *extra: str) -> dict:
+        path = tmp_path / name
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "label"])
+            writer.writerows((e.text, values[e.label]) for e in rows)
+        assert main(["evaluate", "--input", str(path), "--label-field", "label", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["metrics"]["all"]
+
+    reference = evaluate("binary.csv", ("0", "1"))
+    assert evaluate("germeval.csv", ("OTHER", "OFFENSE"), "--toxic-value", "offense") == reference
+    assert evaluate("hatecheck.csv", ("non-hateful", "hateful")) == reference
+    assert main(["evaluate", "--input", str(tmp_path / "germeval.csv"), "--label-field", "label"]) == 2
+    assert "--toxic-value" in capsys.readouterr().err
