@@ -108,8 +108,8 @@ def score_documents(classifier: TextClassifier, texts: Sequence[str], max_words:
 
     ``max_words=None`` chunks as the pipeline does for this kind of model: a transformer by its own
     token window (``score_chunked``), any other model by 64-word chunks."""
-    if max_words is None and hasattr(classifier, "score_chunked"):
-        probs, counts = classifier.score_chunked(texts)
+    if _by_token_window(classifier, max_words):
+        probs, counts = classifier.score_chunked(texts)  # type: ignore[attr-defined]
         return [_aggregate(classifier, probs[i:i + 1], n) for i, n in enumerate(counts)]
     words = max_words or DEFAULT_CHUNK_WORDS
     spans: list[tuple[int, int]] = []
@@ -131,7 +131,12 @@ def _aggregate(classifier: TextClassifier, block: np.ndarray, n_chunks: int) -> 
                           n_chunks)
 
 
+def _by_token_window(classifier: TextClassifier, max_words: int | None) -> bool:
+    """No word count asked for, and a model (a transformer) that chunks by its own token window."""
+    return max_words is None and hasattr(classifier, "score_chunked")
+
+
 def chunking_description(classifier: TextClassifier, max_words: int | None) -> str:
-    if max_words is None and hasattr(classifier, "score_chunked"):
+    if _by_token_window(classifier, max_words):
         return f"windows of at most {classifier.max_length} tokens, max over windows"  # type: ignore[attr-defined]
     return f"chunks of at most {max_words or DEFAULT_CHUNK_WORDS} words, max over chunks"

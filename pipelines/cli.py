@@ -155,8 +155,7 @@ def _audit(args: argparse.Namespace) -> int:
         if args.doc_id:
             found = explain_document(args.output, args.doc_id)
             if not any(found.values()):
-                sys.stderr.write(f"toxsieve: error: no document {args.doc_id!r} in {args.output}\n")
-                return 2
+                raise AuditError(f"no document {args.doc_id!r} in {args.output}")
             sys.stdout.write(json.dumps(found, indent=2, ensure_ascii=False, default=str) + "\n")
             return 0
         report = load_report(args.output, max(0, args.examples), args.stage, args.reason)

@@ -33,6 +33,7 @@ from toxsieve.pipelines.config import Config, ConfigError, ToxicityConfig, confi
 from toxsieve.pipelines.outputs import audit_text, row_sort_key
 from toxsieve.pipelines.pipeline import COUNTS_FILE
 from toxsieve.pipelines.run import MANIFEST_FILE, STATS_FILE, RunError, finalize_stats, new_run_id, prepare_output
+from toxsieve.pipelines.toxicity import SCORE_DECIMALS, top_toxic_label
 from toxsieve.pipelines.transforms import funnel_keys
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, Reason, Stage
 
@@ -76,7 +77,7 @@ def new_toxicity_config(source: ToxicityConfig, threshold: float | None, per_lan
 
 def _score(row: dict[str, Any]) -> float:
     """The score as ScoreToxicity compared it: rounded to 6 decimals (float32 storage keeps them)."""
-    return round(float(row["toxicity_score"]), 6)
+    return round(float(row["toxicity_score"]), SCORE_DECIMALS)
 
 
 def _threshold(row: dict[str, Any], tox: ToxicityConfig) -> float:
@@ -195,8 +196,7 @@ def _audit_record(kept: dict[str, Any], meta: dict[str, Any], run_id: str, thres
     from toxsieve.classifiers.transformer import default_toxic_labels
 
     labels = {entry["label"]: entry["score"] for entry in kept.get("toxicity_label_scores") or []}
-    toxic = [label for label in (cfg.toxicity.toxic_labels or default_toxic_labels(list(labels))) if label in labels]
-    top = max(toxic, key=labels.__getitem__) if toxic else "toxic"  # as ScoreToxicity names it
+    top = top_toxic_label(labels, cfg.toxicity.toxic_labels or default_toxic_labels(list(labels)))
     return {
         "doc_id": kept["doc_id"], "run_id": run_id, "stage": TOXICITY, "reason": ABOVE, "url": kept["url"],
         "source_path": kept["source_path"], "source_offset": kept["source_offset"],
