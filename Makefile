@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := tests/fixtures/crawl
 
-.PHONY: demo test lint bench bench-gpu test-gpu install clean
+.PHONY: demo test lint bench bench-gpu test-gpu test-browser install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check pipelines classifiers schemas tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
+
+# The browser tests of the HTML audit report (headless Chromium; installs Debian's chromium when missing).
+test-browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pytest -q -rs tests/e2e/test_audit_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline_bench.py

@@ -1,35 +1,61 @@
 """``toxsieve audit``: why documents were removed, read from a run's outputs alone.
 
-No model runs and nothing is recomputed: the counts come from ``stats.json``, the evidence from
-``removed/`` (the audit trail), per-document signals from ``metadata/`` and the run's identity
-from ``manifest.json``. Files are streamed in record batches, so a report over a large run holds
-only the examples it shows (the smallest ``doc_id`` s per reason: the same report every time).
+No model runs and nothing is recomputed: the counts come from ``stats.json`` and ``removed/``
+(the audit trail), the distributions from ``metadata/`` and the run's identity from
+``manifest.json``. Every table is read column-projected in record batches and aggregated with
+pyarrow/numpy (a 1M-row ``metadata/`` takes seconds, memory bounded by a batch); the examples are
+the smallest ``doc_id`` s per reason (the same report every time), fetched in a second pass with a
+``doc_id`` filter pushed down to the Parquet row groups.
 
-The HTML report is one self-contained file: no script, no external resource (a CSP forbids both),
-and every string that came from a document or a URL goes through ``html.escape``.
+The HTML report (``pipelines/audit_html.py``) is one self-contained file: no script, no external
+resource (a CSP forbids both), and every string that came from a document or a URL is escaped.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from toxsieve.pipelines.charts import fmt_int, fmt_score, fmt_share
 
 EXCERPT_CHARS = 300
 EXAMPLE_COLUMNS = ["doc_id", "stage", "reason", "url", "score", "threshold", "duplicate_of", "matched", "detail",
                    "language", "n_chars", "text", "text_truncated"]
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+SCORE_BINS = 50  # toxicity histograms: bins of 0.02 over [0, 1]
+LENGTH_BINS_PER_DECADE = 4  # document lengths: log-spaced bins, 1 to 10^7 characters
+LENGTH_DECADES = 7
+NO_LANGUAGE = "(none)"  # documents removed before language identification
+BATCH_ROWS = 65_536
+METADATA_COLUMNS = ["language", "decision", "stage", "n_chars", "toxicity_score", "toxicity_flagged",
+                    "toxicity_supported", "near_dup_cluster_size", "blocklist_terms", "url_blocklist_category"]
 
 
 class AuditError(ValueError):
     """The directory is not a toxsieve output (exit status 2)."""
+
+
+@dataclass
+class LanguageFigures:
+    read: int = 0
+    kept: int = 0
+    scored: int = 0  # documents with a toxicity score
+    unsupported: int = 0  # toxicity_supported == false (no score: the model does not cover the language)
+    flagged: int = 0  # toxicity_flagged: at or above the run's threshold for the document
+    score_hist: list[int] = field(default_factory=lambda: [0] * SCORE_BINS)
+
+    @property
+    def removed(self) -> int:
+        return self.read - self.kept
 
 
 @dataclass
@@ -45,6 +71,17 @@ class AuditReport:
     # toxicity scores stored in metadata/: documents at or above each threshold (re-thresholding)
     toxicity_at: dict[float, int] = field(default_factory=dict)
     toxicity_scored: int = 0
+    # distributions from metadata/ (the whole run, whatever --stage/--reason say)
+    languages: dict[str, LanguageFigures] = field(default_factory=dict)
+    removed_by_stage_language: dict[tuple[str, str], int] = field(default_factory=dict)
+    length_hist: dict[str, list[int]] = field(default_factory=dict)  # kept / removed
+    cluster_sizes: dict[int, int] = field(default_factory=dict)  # near-dup cluster size -> documents
+    blocklist_terms: Counter[str] = field(default_factory=Counter)  # term -> documents matching it
+    url_categories: Counter[str] = field(default_factory=Counter)  # UT1 category -> documents
+
+    @property
+    def toxicity(self) -> dict[str, Any]:
+        return (self.manifest.get("config") or {}).get("toxicity") or {}
 
 
 def _local(output: str | Path) -> Path:
@@ -57,15 +94,117 @@ def _parquet_files(output: Path, name: str) -> list[Path]:
     return sorted(p for p in (output / name).glob("*.parquet") if not p.name.startswith("."))
 
 
-def _batches(files: list[Path], columns: list[str]) -> Iterator[list[dict[str, Any]]]:
+def record_batches(files: list[Path], columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The columns that exist (a missing optional column is simply absent), file by file, batch by batch."""
     for path in files:
         try:
             pf = pq.ParquetFile(path)
             present = [c for c in columns if c in pf.schema_arrow.names]
-            for batch in pf.iter_batches(columns=present, batch_size=4096):
-                yield batch.to_pylist()
+            yield from pf.iter_batches(columns=present, batch_size=batch_rows)
         except pa.ArrowException as exc:
             raise AuditError(f"{path}: not a readable Parquet file: {exc}") from exc
+
+
+def _batches(files: list[Path], columns: list[str]) -> Iterator[list[dict[str, Any]]]:
+    for batch in record_batches(files, columns, 4096):
+        yield batch.to_pylist()
+
+
+def _codes(column: pa.Array, fill: str) -> tuple[np.ndarray, list[str]]:
+    """Dictionary codes and names of a string column (nulls as ``fill``)."""
+    encoded = pc.fill_null(column, fill).dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+
+def _floats(column: pa.Array) -> np.ndarray:
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)  # nulls -> NaN
+
+
+def _bools(column: pa.Array, null: bool = False) -> np.ndarray:
+    return pc.fill_null(column, null).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def score_bins(scores: np.ndarray, bins: int = SCORE_BINS) -> np.ndarray:
+    return np.clip(np.floor(scores * bins), 0, bins - 1).astype(np.int64)
+
+
+def length_bins(n_chars: np.ndarray) -> np.ndarray:
+    n_bins = LENGTH_BINS_PER_DECADE * LENGTH_DECADES
+    return np.clip(np.floor(np.log10(np.maximum(n_chars, 1)) * LENGTH_BINS_PER_DECADE), 0, n_bins - 1).astype(np.int64)
+
+
+def length_bin_labels() -> list[str]:
+    labels = []
+    for i in range(LENGTH_BINS_PER_DECADE * LENGTH_DECADES):
+        lo = 10 ** (i / LENGTH_BINS_PER_DECADE)
+        labels.append(fmt_int(round(lo)) if lo < 1000 else f"{lo / 1000:.3g}k")
+    return labels
+
+
+def _add_metadata(report: AuditReport, batch: pa.RecordBatch) -> None:
+    names = batch.schema.names
+    lang, lang_names = _codes(batch.column("language"), NO_LANGUAGE)
+    removed = pc.equal(batch.column("decision"), "removed").to_numpy(zero_copy_only=False)
+    k = len(lang_names)
+    read = np.bincount(lang, minlength=k)
+    kept = np.bincount(lang[~removed], minlength=k)
+    figures = [report.languages.setdefault(name, LanguageFigures()) for name in lang_names]
+    scored = np.zeros(k, np.int64)
+    hist = np.zeros((k, SCORE_BINS), np.int64)
+    flagged = np.zeros(k, np.int64)
+    unsupported = np.zeros(k, np.int64)
+    if "toxicity_score" in names:
+        score = _floats(batch.column("toxicity_score"))
+        valid = ~np.isnan(score)
+        report.toxicity_scored += int(valid.sum())
+        for t in THRESHOLDS:
+            report.toxicity_at[t] = report.toxicity_at.get(t, 0) + int((score[valid] >= t).sum())
+        scored = np.bincount(lang[valid], minlength=k)
+        hist = np.bincount(lang[valid] * SCORE_BINS + score_bins(score[valid]),
+                           minlength=k * SCORE_BINS).reshape(k, SCORE_BINS)
+    if "toxicity_flagged" in names:
+        flagged = np.bincount(lang[_bools(batch.column("toxicity_flagged"))], minlength=k)
+    if "toxicity_supported" in names:  # nullable: null = not asked (removed before the toxicity stage)
+        unsupported = np.bincount(lang[~_bools(batch.column("toxicity_supported"), null=True)], minlength=k)
+    for i, fig in enumerate(figures):
+        fig.read += int(read[i])
+        fig.kept += int(kept[i])
+        fig.scored += int(scored[i])
+        fig.flagged += int(flagged[i])
+        fig.unsupported += int(unsupported[i])
+        for b in np.flatnonzero(hist[i]):
+            fig.score_hist[b] += int(hist[i, b])
+    if removed.any():
+        stage, stage_names = _codes(batch.column("stage"), "?")
+        pairs = np.bincount(stage[removed] * k + lang[removed], minlength=len(stage_names) * k)
+        for idx in np.flatnonzero(pairs):
+            key = (stage_names[idx // k], lang_names[idx % k])
+            report.removed_by_stage_language[key] = report.removed_by_stage_language.get(key, 0) + int(pairs[idx])
+    if "n_chars" in names:
+        chars = _floats(batch.column("n_chars"))
+        has = ~np.isnan(chars)
+        n_bins = LENGTH_BINS_PER_DECADE * LENGTH_DECADES
+        for name, mask in (("kept", has & ~removed), ("removed", has & removed)):
+            counts = np.bincount(length_bins(chars[mask]), minlength=n_bins)
+            acc = report.length_hist.setdefault(name, [0] * n_bins)
+            for b in np.flatnonzero(counts):
+                acc[b] += int(counts[b])
+    if "near_dup_cluster_size" in names:
+        sizes = batch.column("near_dup_cluster_size").drop_null().to_numpy(zero_copy_only=False)
+        values, counts = np.unique(sizes, return_counts=True)
+        for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+            report.cluster_sizes[v] = report.cluster_sizes.get(v, 0) + c
+    if "blocklist_terms" in names:
+        _count_values(report.blocklist_terms, pc.list_flatten(batch.column("blocklist_terms")))
+    if "url_blocklist_category" in names:
+        _count_values(report.url_categories, batch.column("url_blocklist_category"))
+
+
+def _count_values(counter: Counter[str], values: pa.Array) -> None:
+    values = values.drop_null()
+    if len(values):
+        vc = pc.value_counts(values)
+        counter.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
 
 
 def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
@@ -79,35 +218,50 @@ def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
         manifest=json.loads(manifest_path.read_text()) if manifest_path.is_file() else {},
         stats=json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {},
     )
-    kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rows in _batches(_parquet_files(out, "removed"), EXAMPLE_COLUMNS):
-        for row in rows:
-            key = (row["stage"], row["reason"])
-            if (stage and key[0] != stage) or (reason and key[1] != reason):
-                continue
-            report.counts[key] = report.counts.get(key, 0) + 1
-            if examples > 0:
-                bucket = kept.setdefault(key, [])
-                bucket.append(row)
-                if len(bucket) >= 4 * examples:  # keep the smallest doc_ids, in bounded memory
-                    bucket.sort(key=_order)
-                    del bucket[examples:]
-    for key, bucket in kept.items():
-        report.examples[key] = [_excerpt(r) for r in sorted(bucket, key=_order)[:examples]]
+    _load_removals(report, _parquet_files(out, "removed"), examples, stage, reason)
     if not stage and not reason:
         for rows in _batches(_parquet_files(out, "dead_letter"), ["source_path", "source_offset", "error_type",
                                                                     "error", "record_excerpt"]):
             report.dead_letters.extend(rows[: max(0, examples - len(report.dead_letters))])
-    for rows in _batches(_parquet_files(out, "metadata"), ["toxicity_score"]):
-        for row in rows:
-            score = row.get("toxicity_score")
-            if score is None or math.isnan(score):
-                continue
-            report.toxicity_scored += 1
-            for t in THRESHOLDS:
-                if score >= t:
-                    report.toxicity_at[t] = report.toxicity_at.get(t, 0) + 1
+            if len(report.dead_letters) >= examples:
+                break
+    for batch in record_batches(_parquet_files(out, "metadata"), METADATA_COLUMNS):
+        _add_metadata(report, batch)
     return report
+
+
+def _load_removals(report: AuditReport, files: list[Path], examples: int, stage: str | None,
+                   reason: str | None) -> None:
+    """Counts per (stage, reason), then the rows of the smallest doc_ids per reason (two passes)."""
+    candidates: dict[tuple[str, str], list[str]] = {}
+    for batch in record_batches(files, ["stage", "reason", "doc_id"]):
+        if stage:
+            batch = batch.filter(pc.equal(batch.column("stage"), stage))
+        if reason:
+            batch = batch.filter(pc.equal(batch.column("reason"), reason))
+        if not batch.num_rows:
+            continue
+        grouped = pa.Table.from_batches([batch]).group_by(["stage", "reason"]).aggregate([])
+        for st, rs in zip(grouped.column("stage").to_pylist(), grouped.column("reason").to_pylist(), strict=True):
+            mask = pc.and_(pc.equal(batch.column("stage"), st), pc.equal(batch.column("reason"), rs))
+            ids = batch.column("doc_id").filter(mask)
+            report.counts[(st, rs)] = report.counts.get((st, rs), 0) + len(ids)
+            if examples > 0:
+                smallest = ids.take(pc.bottom_k_unstable(ids, min(examples, len(ids)))).to_pylist()
+                candidates[(st, rs)] = sorted(candidates.get((st, rs), []) + smallest)[:examples]
+    wanted = sorted({doc_id for ids in candidates.values() for doc_id in ids})
+    if not wanted:
+        return
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in files:
+        present = [c for c in EXAMPLE_COLUMNS if c in pq.ParquetFile(path).schema_arrow.names]
+        table = pq.read_table(path, columns=present, filters=[("doc_id", "in", wanted)])
+        for row in table.to_pylist():
+            key = (row["stage"], row["reason"])
+            if key in candidates and row["doc_id"] in candidates[key]:
+                rows.setdefault(key, []).append(row)
+    for key, bucket in rows.items():
+        report.examples[key] = [_excerpt(r) for r in sorted(bucket, key=_order)[:examples]]
 
 
 def _order(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -135,19 +289,22 @@ def explain_document(output: str | Path, doc_id: str) -> dict[str, list[dict[str
     return found
 
 
-# --- rendering ---------------------------------------------------------------------------------
+# --- text and JSON ---------------------------------------------------------------------------------
 
-def _evidence(row: dict[str, Any]) -> str:
+def evidence(row: dict[str, Any]) -> str:
     parts = []
     if row.get("score") is not None:
-        parts.append(f"score {row['score']:.4g}")
+        parts.append(f"score {fmt_score(row['score'])}")
     if row.get("threshold") is not None:
-        parts.append(f"threshold {row['threshold']:.4g}")
+        parts.append(f"threshold {fmt_score(row['threshold'])}")
     if row.get("duplicate_of"):
         parts.append(f"duplicate of {row['duplicate_of']}")
     if row.get("matched"):
         parts.append("matched " + ", ".join(row["matched"][:10]))
     return "; ".join(parts)
+
+
+_evidence = evidence
 
 
 def _one_line(text: str | None) -> str:
@@ -156,10 +313,11 @@ def _one_line(text: str | None) -> str:
 
 def render_text(report: AuditReport) -> str:
     lines = [f"toxsieve audit of {report.output}"]
-    run = report.stats.get("run_id") or report.manifest.get("run_id")
+    s = report.stats
+    run = s.get("run_id") or report.manifest.get("run_id")
     if run:
-        lines.append(f"  run {run}: read {report.stats.get('read', '?')}, kept {report.stats.get('kept', '?')}, "
-                     f"removed {report.stats.get('removed', '?')}, dead-lettered {report.stats.get('dead_lettered', '?')}")
+        lines.append(f"  run {run}: read {fmt_int(s.get('read'))}, kept {fmt_int(s.get('kept'))}, "
+                     f"removed {fmt_int(s.get('removed'))}, dead-lettered {fmt_int(s.get('dead_lettered'))}")
     if not report.complete:
         lines.append("  WARNING: no manifest.json: the run did not finish or its checks failed")
     lines.append("")
@@ -167,12 +325,12 @@ def render_text(report: AuditReport) -> str:
     if not report.counts:
         lines.append("  none")
     for (stage, reason), n in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"  {stage:<16} {reason:<28} {n:>8,}")
+        lines.append(f"  {stage:<16} {reason:<28} {fmt_int(n):>10}")
         for ex in report.examples.get((stage, reason), []):
             lines.append(f"    - {ex['doc_id']}  {_one_line(ex.get('url'))[:100]}")
-            evidence = _evidence(ex)
-            if evidence:
-                lines.append(f"      {evidence}")
+            ev = evidence(ex)
+            if ev:
+                lines.append(f"      {ev}")
             if ex.get("detail"):
                 lines.append(f"      {_one_line(ex['detail'])[:200]}")
             if ex.get("excerpt"):
@@ -182,81 +340,27 @@ def render_text(report: AuditReport) -> str:
         lines.append("dead letters (first ones):")
         for d in report.dead_letters:
             lines.append(f"  - {d['source_path']}@{d['source_offset']}: {d['error_type']}: {_one_line(d['error'])[:160]}")
+    if report.languages:
+        lines.append("")
+        lines.append("by language (from metadata/):")
+        lines.append(f"  {'language':<10} {'read':>10} {'kept':>10} {'removed':>10} {'scored':>10} {'flagged':>10}")
+        for name, fig in sorted(report.languages.items(), key=lambda kv: (-kv[1].read, kv[0]))[:20]:
+            lines.append(f"  {name:<10} {fmt_int(fig.read):>10} {fmt_int(fig.kept):>10} {fmt_int(fig.removed):>10} "
+                         f"{fmt_int(fig.scored):>10} {fmt_int(fig.flagged):>10}")
     if report.toxicity_scored:
         lines.append("")
-        lines.append(f"toxicity scores stored for {report.toxicity_scored:,} documents; at or above a threshold:")
+        lines.append(f"toxicity scores stored for {fmt_int(report.toxicity_scored)} documents; "
+                     "at or above a threshold:")
         for t in THRESHOLDS:
             n = report.toxicity_at.get(t, 0)
-            lines.append(f"  >= {t:<5} {n:>8,}  ({n / report.toxicity_scored:.1%})")
+            lines.append(f"  >= {t:<5} {fmt_int(n):>10}  ({fmt_share(n, report.toxicity_scored)})")
     return "\n".join(lines) + "\n"
 
 
-_CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;
-margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.num{text-align:right}.excerpt{font-family:monospace;white-space:pre-wrap;max-width:50em}
-.warn{color:#a00;font-weight:bold}"""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 def render_html(report: AuditReport) -> str:
-    """One self-contained page; every string from the data is escaped."""
-    s = report.stats
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>toxsieve audit: {_e(s.get('run_id') or report.output)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>toxsieve audit</h1><p>Output <code>{_e(report.output)}</code>, run <code>{_e(s.get('run_id'))}</code>.</p>",
-    ]
-    if not report.complete:
-        parts.append('<p class="warn">No manifest.json: the run did not finish or its checks failed.</p>')
-    parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in ("read", "kept", "removed", "dead-lettered"))
-                 + "</tr><tr>" + "".join(f'<td class="num">{_e(s.get(k))}</td>'
-                                         for k in ("read", "kept", "removed", "dead_lettered")) + "</tr></table>")
-    funnel = s.get("funnel") or []
-    if funnel:
-        parts.append("<h2>Funnel</h2><table><tr><th>stage</th><th>in</th><th>removed</th><th>out</th></tr>")
-        parts.extend(f'<tr><td>{_e(f.get("stage"))}</td><td class="num">{_e(f.get("in"))}</td>'
-                     f'<td class="num">{_e(f.get("removed"))}</td><td class="num">{_e(f.get("out"))}</td></tr>'
-                     for f in funnel)
-        parts.append("</table>")
-    models = report.manifest.get("models") or []
-    if models:
-        parts.append("<h2>Models</h2><table><tr><th>role</th><th>name</th><th>sha256</th></tr>")
-        parts.extend(f"<tr><td>{_e(m.get('role'))}</td><td>{_e(m.get('name'))}</td><td><code>{_e(m.get('sha256'))}"
-                     "</code></td></tr>" for m in models)
-        parts.append("</table>")
-    parts.append("<h2>Removed, by stage and reason</h2><table><tr><th>stage</th><th>reason</th><th>documents</th></tr>")
-    ordered = sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    parts.extend(f'<tr><td>{_e(st)}</td><td><a href="#{_e(st)}-{_e(rs)}">{_e(rs)}</a></td>'
-                 f'<td class="num">{n:,}</td></tr>' for (st, rs), n in ordered)
-    parts.append("</table>")
-    for (st, rs), n in ordered:
-        parts.append(f'<h3 id="{_e(st)}-{_e(rs)}">{_e(st)} / {_e(rs)} ({n:,})</h3>')
-        parts.append("<table><tr><th>doc_id</th><th>url</th><th>evidence</th><th>detail</th><th>text</th></tr>")
-        parts.extend(
-            f"<tr><td><code>{_e(ex['doc_id'])}</code></td><td>{_e(ex.get('url'))}</td><td>{_e(_evidence(ex))}</td>"
-            f'<td>{_e(ex.get("detail"))}</td><td class="excerpt">{_e(ex.get("excerpt"))}</td></tr>'
-            for ex in report.examples.get((st, rs), []))
-        parts.append("</table>")
-    if report.dead_letters:
-        parts.append("<h2>Dead letters (first ones)</h2><table><tr><th>source</th><th>error</th><th>excerpt</th></tr>")
-        parts.extend(f"<tr><td>{_e(d['source_path'])}@{_e(d['source_offset'])}</td><td>{_e(d['error_type'])}: "
-                     f'{_e(d["error"])}</td><td class="excerpt">{_e(d.get("record_excerpt"))}</td></tr>'
-                     for d in report.dead_letters)
-        parts.append("</table>")
-    if report.toxicity_scored:
-        parts.append(f"<h2>Toxicity scores</h2><p>{report.toxicity_scored:,} documents scored. "
-                     "Documents at or above a threshold (from the stored scores, no model run):</p>"
-                     "<table><tr><th>threshold</th><th>documents</th><th>share</th></tr>")
-        parts.extend(f'<tr><td>{t}</td><td class="num">{report.toxicity_at.get(t, 0):,}</td>'
-                     f'<td class="num">{report.toxicity_at.get(t, 0) / report.toxicity_scored:.1%}</td></tr>'
-                     for t in THRESHOLDS)
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    from toxsieve.pipelines.audit_html import render_html as render
+
+    return render(report)
 
 
 def report_json(report: AuditReport) -> dict[str, Any]:
@@ -267,4 +371,13 @@ def report_json(report: AuditReport) -> dict[str, Any]:
         "dead_letters": report.dead_letters,
         "toxicity": {"scored": report.toxicity_scored,
                      "at_or_above": {str(t): report.toxicity_at.get(t, 0) for t in THRESHOLDS}},
+        "languages": {name: {"read": f.read, "kept": f.kept, "removed": f.removed, "scored": f.scored,
+                             "unsupported": f.unsupported, "flagged": f.flagged, "score_histogram": f.score_hist}
+                      for name, f in sorted(report.languages.items())},
+        "removed_by_stage_language": [{"stage": st, "language": lang, "documents": n}
+                                      for (st, lang), n in sorted(report.removed_by_stage_language.items())],
+        "length_histogram": {"bins_per_decade": LENGTH_BINS_PER_DECADE, **report.length_hist},
+        "near_dup_cluster_sizes": {str(k): v for k, v in sorted(report.cluster_sizes.items())},
+        "blocklist_terms": dict(report.blocklist_terms.most_common(50)),
+        "url_categories": dict(report.url_categories.most_common(50)),
     }
