@@ -72,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="filter: remove documents at or above the threshold (default); annotate: flags only")
     rethr.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
     rethr.add_argument("--run-id", help="run id of the new run (default: time + random)")
+    exp = sub.add_parser(
+        "export", help="detoxification training sets (dapt, conditioned, toxic) from a run's stored scores",
+        description="Writes Parquet shards under DIR/data/ and a Hugging Face dataset card DIR/README.md; no model runs.")
+    exp.add_argument("source", help="the --output directory of a complete run")
+    exp.add_argument("--view", required=True, choices=("dapt", "conditioned", "toxic"),
+                     help="dapt: below the threshold; conditioned: all, with a control token; toxic: at or above")
+    exp.add_argument("--output", required=True, metavar="DIR", help="directory for the export")
+    exp.add_argument("--threshold", type=float, help="toxicity threshold (default: the source run's)")
+    exp.add_argument("--threshold-per-language", action="append", default=None, metavar="LANG=VALUE",
+                     help="per-language threshold, repeatable (replaces the source run's)")
+    exp.add_argument("--bins", metavar="NAME:UPPER,...,NAME",
+                     help="conditioned: score bins, e.g. low:0.5,medium:0.9,high (default: low/high at the threshold)")
+    exp.add_argument("--language", action="append", default=[], help="only this language, repeatable")
+    exp.add_argument("--prepend-token", action="store_true", help="conditioned: also put the control token before the text")
+    exp.add_argument("--unknown", choices=("token", "exclude"), default="token",
+                     help="conditioned: documents without a score get <|toxicity:unknown|> (default) or are left out")
+    exp.add_argument("--license", default="other", help="license id for the dataset card (default: other)")
+    exp.add_argument("--overwrite", action="store_true", help="replace a previous export in DIR")
     add_model_commands(sub)
     return parser
 
@@ -93,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return _audit(args)
     if args.command == "rethreshold":
         return _rethreshold(args)
+    if args.command == "export":
+        return _export(args)
     if args.command in MODEL_COMMANDS:
         return run_model_command(args)
 
@@ -186,6 +206,26 @@ def _rethreshold(args: argparse.Namespace) -> int:
     sys.stdout.write(f"re-thresholded {args.source} without running a model: "
                      f"{stats['rethreshold']['newly_removed']:,} more document(s) removed for toxicity\n")
     print_summary(stats, args.output)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from toxsieve.pipelines.export import ExportError, ExportOptions, export, parse_bins, parse_language_thresholds
+
+    try:
+        per_language = (parse_language_thresholds(args.threshold_per_language)
+                        if args.threshold_per_language is not None else None)
+        options = ExportOptions(view=args.view, threshold=args.threshold, per_language=per_language,
+                                bins=parse_bins(args.bins), languages=tuple(args.language),
+                                prepend_token=args.prepend_token, unknown=args.unknown, overwrite=args.overwrite,
+                                license=args.license)
+        summary = export(args.source, args.output, options)
+    except (ExportError, OSError) as exc:
+        return _fail(exc)
+    excluded = "; ".join(f"{why}: {n:,}" for why, n in summary["excluded"].items()) or "none"
+    sys.stdout.write(f"exported {summary['documents']:,} documents (about {summary['token_estimate']:,} tokens) of "
+                     f"run {summary['source']['run_id']} as the {args.view} view to {args.output}/data "
+                     f"({len(summary['files'])} file(s)); left out: {excluded}; card: {args.output}/README.md\n")
     return 0
 
 
