@@ -322,7 +322,7 @@ def _output_table(view: str, options: ExportOptions, batch: pa.RecordBatch, text
         columns["toxicity_bin"] = pa.array(labels, pa.string())
         columns["control_token"] = pa.array(tokens_col, pa.string())
         if options.prepend_token:
-            columns["text"] = pc.binary_join_element_wise(pa.array(tokens_col, pa.large_string()), text, "")
+            columns["text"] = pc.binary_join_element_wise(pa.array(tokens_col, pa.large_string()), text, pa.scalar("", pa.large_string()))
     columns["token_estimate"] = pa.array(tokens, pa.int64())
     columns["source_path"] = batch.column("source_path").take(take)
     columns["source_offset"] = batch.column("source_offset").take(take)
@@ -334,6 +334,17 @@ def _removed_batches(src: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
         batch = batch.filter(pc.equal(batch.column("stage"), TOXICITY))
         if batch.num_rows:
             yield batch
+
+
+def _removed_crawl_dates(src: Path) -> dict[tuple[str, str, int], str | None]:
+    """removed/ does not store the crawl date: take it from metadata/ (only the toxicity removals)."""
+    out: dict[tuple[str, str, int], str | None] = {}
+    for path in _files(src / "metadata"):
+        table = pq.read_table(path, columns=["doc_id", "source_path", "source_offset", "crawl_date"],
+                              filters=[("stage", "=", TOXICITY)])
+        for row in table.to_pylist():
+            out[(row["doc_id"], row["source_path"], row["source_offset"])] = row["crawl_date"]
+    return out
 
 
 def _prepare_dir(dst: Path, src: Path, overwrite: bool) -> None:
@@ -377,11 +388,12 @@ def export(source: str | Path, output: str | Path, options: ExportOptions) -> di
     removed_text = (config.get("output") or {}).get("removed_text", "truncated")
 
     # Before writing anything: documents removed for toxicity that the view needs must have their full text.
-    missing = 0
+    missing = needs_removed = 0
     for batch in _removed_batches(src, REMOVED_COLUMNS):
         score, codes, names = _batch_arrays(batch, "score")
         thr = decider.thresholds(batch, codes, names)
         mask, _ = _selection(options.view, options, score, thr, [names[c] for c in codes], None)
+        needs_removed += int(mask.sum())
         if removed_text == "none":
             missing += int(mask.sum())
         else:
@@ -404,7 +416,11 @@ def export(source: str | Path, output: str | Path, options: ExportOptions) -> di
         thr = decider.thresholds(batch, codes, names)
         mask, bins = _selection(options.view, options, score, thr, [names[c] for c in codes], tally)
         shards.write(_output_table(options.view, options, batch, batch.column("text"), score, thr, bins, mask, tally))
+    crawl_dates = _removed_crawl_dates(src) if needs_removed else {}
     for batch in _removed_batches(src, [*REMOVED_COLUMNS, "text"]):
+        keys = zip(batch.column("doc_id").to_pylist(), batch.column("source_path").to_pylist(),
+                   batch.column("source_offset").to_pylist(), strict=True)
+        batch = batch.append_column("crawl_date", pa.array([crawl_dates.get(k) for k in keys], pa.string()))
         score, codes, names = _batch_arrays(batch, "score")
         thr = decider.thresholds(batch, codes, names)
         mask, bins = _selection(options.view, options, score, thr, [names[c] for c in codes], tally)
