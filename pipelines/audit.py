@@ -232,36 +232,58 @@ def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
 
 def _load_removals(report: AuditReport, files: list[Path], examples: int, stage: str | None,
                    reason: str | None) -> None:
-    """Counts per (stage, reason), then the rows of the smallest doc_ids per reason (two passes)."""
-    candidates: dict[tuple[str, str], list[str]] = {}
-    for batch in record_batches(files, ["stage", "reason", "doc_id"]):
-        if stage:
-            batch = batch.filter(pc.equal(batch.column("stage"), stage))
-        if reason:
-            batch = batch.filter(pc.equal(batch.column("reason"), reason))
-        if not batch.num_rows:
-            continue
-        grouped = pa.Table.from_batches([batch]).group_by(["stage", "reason"]).aggregate([])
-        for st, rs in zip(grouped.column("stage").to_pylist(), grouped.column("reason").to_pylist(), strict=True):
-            mask = pc.and_(pc.equal(batch.column("stage"), st), pc.equal(batch.column("reason"), rs))
-            ids = batch.column("doc_id").filter(mask)
-            report.counts[(st, rs)] = report.counts.get((st, rs), 0) + len(ids)
-            if examples > 0:
-                smallest = ids.take(pc.bottom_k_unstable(ids, min(examples, len(ids)))).to_pylist()
-                candidates[(st, rs)] = sorted(candidates.get((st, rs), []) + smallest)[:examples]
-    wanted = sorted({doc_id for ids in candidates.values() for doc_id in ids})
-    if not wanted:
-        return
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for path in files:
-        present = [c for c in EXAMPLE_COLUMNS if c in pq.ParquetFile(path).schema_arrow.names]
-        table = pq.read_table(path, columns=present, filters=[("doc_id", "in", wanted)])
-        for row in table.to_pylist():
-            key = (row["stage"], row["reason"])
-            if key in candidates and row["doc_id"] in candidates[key]:
-                rows.setdefault(key, []).append(row)
-    for key, bucket in rows.items():
+    """Counts per (stage, reason), then the rows of the smallest doc_ids per reason: pass 1 reads three
+    columns and remembers where the candidates are (file, row); pass 2 reads only their row groups."""
+    keep = 2 * examples  # a few spare candidates, for rows that share a doc_id (ordered by url, detail)
+    candidates: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+    for file_index, path in enumerate(files):
+        offset = 0
+        for batch in record_batches([path], ["stage", "reason", "doc_id"]):
+            start, offset = offset, offset + batch.num_rows
+            selected = np.ones(batch.num_rows, bool)
+            if stage:
+                selected &= pc.equal(batch.column("stage"), stage).to_numpy(zero_copy_only=False)
+            if reason:
+                selected &= pc.equal(batch.column("reason"), reason).to_numpy(zero_copy_only=False)
+            if not selected.any():
+                continue
+            key_codes, key_names = _codes(pc.binary_join_element_wise(
+                batch.column("stage"), batch.column("reason"), "\x1f"), "?")
+            for code in np.unique(key_codes[selected]).tolist():
+                st, _, rs = key_names[code].partition("\x1f")
+                rows = np.flatnonzero(selected & (key_codes == code))
+                report.counts[(st, rs)] = report.counts.get((st, rs), 0) + len(rows)
+                if examples > 0:
+                    ids = batch.column("doc_id").take(pa.array(rows))
+                    best = pc.bottom_k_unstable(ids, min(keep, len(rows))).to_numpy(zero_copy_only=False)
+                    found = [(doc_id, file_index, start + int(rows[i]))
+                             for doc_id, i in zip(ids.take(pa.array(best)).to_pylist(), best.tolist(), strict=True)]
+                    candidates[(st, rs)] = sorted(candidates.get((st, rs), []) + found)[:keep]
+    wanted: dict[int, set[int]] = {}
+    for bucket in candidates.values():
+        for _, file_index, row in bucket:
+            wanted.setdefault(file_index, set()).add(row)
+    rows_found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for file_index, rows in sorted(wanted.items()):
+        for row in _read_rows(files[file_index], sorted(rows), EXAMPLE_COLUMNS):
+            rows_found.setdefault((row["stage"], row["reason"]), []).append(row)
+    for key, bucket in rows_found.items():
         report.examples[key] = [_excerpt(r) for r in sorted(bucket, key=_order)[:examples]]
+
+
+def _read_rows(path: Path, rows: list[int], columns: list[str]) -> list[dict[str, Any]]:
+    """Rows by position, reading only the row groups that hold them."""
+    pf = pq.ParquetFile(path)
+    present = [c for c in columns if c in pf.schema_arrow.names]
+    out: list[dict[str, Any]] = []
+    first = 0
+    for group in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(group).num_rows
+        inside = [r - first for r in rows if first <= r < first + n]
+        if inside:
+            out.extend(pf.read_row_group(group, columns=present).take(pa.array(inside)).to_pylist())
+        first += n
+    return out
 
 
 def _order(row: dict[str, Any]) -> tuple[str, str, str]:

@@ -282,31 +282,38 @@ def _batch_arrays(batch: pa.RecordBatch, score_column: str) -> tuple[np.ndarray,
     return np.round(score, SCORE_DECIMALS), lang.indices.to_numpy(zero_copy_only=False), lang.dictionary.to_pylist()
 
 
-def _bin_label(view: str, options: ExportOptions, b: int) -> str:
+def _bin_labels(view: str, options: ExportOptions) -> list[str]:
+    """The label of each bin code; in ``conditioned`` the last one is for documents without a score."""
     if view == "dapt":
-        return "below_threshold"
+        return ["below_threshold"]
     if view == "toxic":
-        return "at_or_above_threshold"
-    return UNKNOWN if b < 0 else options.bins.names[b]
+        return ["at_or_above_threshold"]
+    return [*options.bins.names, UNKNOWN]
 
 
 def _output_table(view: str, options: ExportOptions, batch: pa.RecordBatch, texts: pa.Array, score: np.ndarray,
-                  thr: np.ndarray, bins: np.ndarray, mask: np.ndarray, tally: Tally) -> pa.Table:
+                  thr: np.ndarray, bins: np.ndarray, mask: np.ndarray, tally: Tally,
+                  lang_codes: np.ndarray, lang_names: list[str]) -> pa.Table:
     idx = np.flatnonzero(mask)
     take = pa.array(idx, pa.int64())
     text = pc.cast(texts.take(take), pa.large_string())
     lang = batch.column("language").take(take)
     chosen_scores = score[idx]
-    labels = [_bin_label(view, options, int(b)) for b in bins[idx]]
+    names = _bin_labels(view, options)
+    codes = np.zeros(len(idx), np.int64) if view != "conditioned" else np.where(bins[idx] < 0, len(names) - 1, bins[idx])
     n_chars = pc.utf8_length(text).to_numpy(zero_copy_only=False)
     tokens = np.ceil(n_chars / CHARS_PER_TOKEN).astype(np.int64)
     valid = ~np.isnan(chosen_scores)
-    for label, language, t in zip(labels, lang.to_pylist(), tokens.tolist(), strict=True):
-        key = (label, language or "(none)")
-        tally.documents[key] += 1
-        tally.tokens[key] += t
-    for b in score_bins(chosen_scores[valid]).tolist():
-        tally.histogram[b] += 1
+    k = max(len(lang_names), 1)
+    key = codes * k + lang_codes[idx]
+    documents = np.bincount(key, minlength=len(names) * k)
+    token_sums = np.bincount(key, weights=tokens, minlength=len(names) * k)
+    for c in np.flatnonzero(documents).tolist():
+        label = (names[c // k], lang_names[c % k] or "(none)")
+        tally.documents[label] += int(documents[c])
+        tally.tokens[label] += int(round(token_sums[c]))
+    for b, n in enumerate(np.bincount(score_bins(chosen_scores[valid]), minlength=SCORE_BINS).tolist()):
+        tally.histogram[b] += n
     columns: dict[str, Any] = {
         "doc_id": batch.column("doc_id").take(take),
         "text": text,
@@ -318,11 +325,12 @@ def _output_table(view: str, options: ExportOptions, batch: pa.RecordBatch, text
         "toxicity_threshold": pa.array(thr[idx], pa.float32()),
     }
     if view == "conditioned":
-        tokens_col = [control_token(label) for label in labels]
-        columns["toxicity_bin"] = pa.array(labels, pa.string())
-        columns["control_token"] = pa.array(tokens_col, pa.string())
+        code_array = pa.array(codes, pa.int64())
+        columns["toxicity_bin"] = pa.array(names, pa.string()).take(code_array)
+        tokens_col = pa.array([control_token(n) for n in names], pa.large_string()).take(code_array)
+        columns["control_token"] = pc.cast(tokens_col, pa.string())
         if options.prepend_token:
-            columns["text"] = pc.binary_join_element_wise(pa.array(tokens_col, pa.large_string()), text, pa.scalar("", pa.large_string()))
+            columns["text"] = pc.binary_join_element_wise(tokens_col, text, pa.scalar("", pa.large_string()))
     columns["token_estimate"] = pa.array(tokens, pa.int64())
     columns["source_path"] = batch.column("source_path").take(take)
     columns["source_offset"] = batch.column("source_offset").take(take)
@@ -415,7 +423,8 @@ def export(source: str | Path, output: str | Path, options: ExportOptions) -> di
         score, codes, names = _batch_arrays(batch, "toxicity_score")
         thr = decider.thresholds(batch, codes, names)
         mask, bins = _selection(options.view, options, score, thr, [names[c] for c in codes], tally)
-        shards.write(_output_table(options.view, options, batch, batch.column("text"), score, thr, bins, mask, tally))
+        shards.write(_output_table(options.view, options, batch, batch.column("text"), score, thr, bins, mask, tally,
+                                   codes, names))
     crawl_dates = _removed_crawl_dates(src) if needs_removed else {}
     for batch in _removed_batches(src, [*REMOVED_COLUMNS, "text"]):
         keys = zip(batch.column("doc_id").to_pylist(), batch.column("source_path").to_pylist(),
@@ -425,7 +434,8 @@ def export(source: str | Path, output: str | Path, options: ExportOptions) -> di
         thr = decider.thresholds(batch, codes, names)
         mask, bins = _selection(options.view, options, score, thr, [names[c] for c in codes], tally)
         tally.from_removed += int(mask.sum())
-        shards.write(_output_table(options.view, options, batch, batch.column("text"), score, thr, bins, mask, tally))
+        shards.write(_output_table(options.view, options, batch, batch.column("text"), score, thr, bins, mask, tally,
+                                   codes, names))
     files = shards.close()
 
     summary = _summary(src, manifest, hashlib.sha256(manifest_bytes).hexdigest(), options, decider, tally, files, dst)
