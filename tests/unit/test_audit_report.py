@@ -93,3 +93,15 @@ def test_charts_escape_their_labels_and_titles() -> None:
         assert not parser.tags & {"script", "img"} and not {a for a in parser.attrs if a.startswith("on")}
         assert "&lt;script&gt;" in svg
         assert re.search(r'<svg [^>]*width="\d+" height="\d+"', svg)  # a known size for layout
+
+
+def test_histograms_mark_the_threshold_per_language_and_the_cascade_band(tmp_path: Path) -> None:
+    rows = [_meta_row(i, lang, s) for i, (lang, s) in enumerate([("en", 0.2), ("en", 0.95), ("zh", 0.6)])]
+    report = load_report(_write_run(tmp_path / "run", rows, None))
+    report.manifest = {"config": {"toxicity": {"model": "fasttext", "mode": "filter", "threshold": 0.9,
+                                               "threshold_per_language": {"zh": 0.5}, "cascade_model": "minilm",
+                                               "cascade_low": 0.3, "cascade_high": 0.97, "cascade_threshold": 0.5}}}
+    page = render_html(report)
+    assert "threshold 0.9" in page and "threshold 0.5" in page  # en's and zh's own thresholds
+    assert page.count("cascade band (fast score): 0.3 – 0.97") == 3  # all languages, en, zh
+    assert "cascade to <code>minilm</code>" in page
