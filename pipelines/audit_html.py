@@ -164,9 +164,12 @@ def render_html(report: AuditReport) -> str:
             labels.append(str(lo) if lo == hi else (f"{lo}–{hi}" if hi else f"{fmt_int(lo)}+"))
             docs.append(sum(report.cluster_sizes[k] for k in sizes))
             clusters.append(sum(report.cluster_sizes[k] // max(k, 1) for k in sizes))
+        first = 1 if any(docs[1:]) else 0  # size 1 (no duplicate) would flatten every other bar: in the table only
         sections.append(("near-dup", "Near-duplicate clusters", [
-            column_chart("Near-duplicate cluster sizes: documents and clusters per size", labels,
-                         [("documents", KEPT, docs), ("clusters", READ, clusters)], x_label="cluster size"),
+            column_chart("Near-duplicate cluster sizes: documents and clusters per size"
+                         + (" (2 and more)" if first else ""), labels[first:],
+                         [("documents", KEPT, docs[first:]), ("clusters", READ, clusters[first:])],
+                         x_label="cluster size"),
             _table(["cluster size", "documents", "clusters"],
                    [[esc(lab), fmt_int(d), fmt_int(c)] for lab, d, c in zip(labels, docs, clusters, strict=True) if d],
                    {1, 2}),
@@ -190,10 +193,12 @@ def render_html(report: AuditReport) -> str:
     block_parts = []
     if report.blocklist_terms:
         top = report.blocklist_terms.most_common(TOP_TERMS)
+        block_parts.append("<h3>Top matched word-blocklist terms</h3>")
         block_parts.append(hbar_chart("Top matched word-blocklist terms (documents containing the term)",
                                       [(t, (n,)) for t, n in top], [("documents", REMOVED)]))
     if report.url_categories:
         top = report.url_categories.most_common(TOP_TERMS)
+        block_parts.append("<h3>URL blocklist categories</h3>")
         block_parts.append(hbar_chart("URL blocklist categories (documents)", [(t, (n,)) for t, n in top],
                                       [("documents", REMOVED)]))
     if not block_parts:

@@ -35,8 +35,12 @@ def fmt_int(n: Any) -> str:
 
 
 def fmt_share(part: float, whole: float) -> str:
-    """A share of a whole as a percentage with one decimal: ``37.0%``; ``–`` when the whole is 0."""
-    return "–" if not whole else f"{100.0 * part / whole:.1f}%"
+    """A share of a whole as a percentage with one decimal: ``37.0%``; ``<0.1%`` for a small non-zero part
+    (never a misleading ``0.0%``); ``–`` when the whole is 0."""
+    if not whole:
+        return "–"
+    share = 100.0 * part / whole
+    return "<0.1%" if 0 < share < 0.05 else f"{share:.1f}%"
 
 
 def fmt_score(x: Any) -> str:
@@ -117,7 +121,7 @@ def hbar_chart(title: str, rows: Sequence[tuple[str, Sequence[float]]], series: 
     row_h = 20 if stacked or n_series == 1 else 10 * n_series + 8
     top = 26 if n_series > 1 else 8
     height = top + row_h * len(rows) + 8
-    plot_w = WIDTH - lw - 80
+    plot_w = WIDTH - lw - (150 if stacked else 80)  # room for the value labels right of the bars
     vmax = max((sum(v) if stacked else max(v, default=0) for _, v in rows), default=0) or 1
     body = _legend([(name, color) for name, color in series], lw, 14) if n_series > 1 else []
     for i, (label, values) in enumerate(rows):

@@ -67,7 +67,8 @@ def test_null_scores_and_the_optional_supported_column(tmp_path: Path, with_colu
 
 def test_one_number_format() -> None:
     assert fmt_int(20000) == "20,000" and fmt_int(None) == "–"
-    assert fmt_share(1, 3) == "33.3%" and fmt_share(1, 0) == "–"
+    assert fmt_share(1, 3) == "33.3%" and fmt_share(1, 0) == "–" and fmt_share(38, 81_246) == "<0.1%"
+    assert fmt_share(0, 5) == "0.0%"
     assert fmt_score(0.9) == "0.9" and fmt_score(0.27712) == "0.2771" and fmt_score(float("nan")) == "–"
 
 
