@@ -204,7 +204,7 @@ def _files(directory: Path) -> list[Path]:
 
 
 def _key_hash(doc_ids: list[str], paths: list[str], offsets: list[int]) -> np.ndarray:
-    return np.array([xxhash.xxh3_64_intdigest(f"{d}\0{p}\0{o}") for d, p, o in zip(doc_ids, paths, offsets, strict=True)],
+    return np.array([xxhash.xxh3_64_intdigest(f"{d}\0{p}\0{o}".encode()) for d, p, o in zip(doc_ids, paths, offsets, strict=True)],
                     dtype=np.uint64)
 
 
