@@ -45,6 +45,8 @@ class AuditReport:
     # toxicity scores stored in metadata/: documents at or above each threshold (re-thresholding)
     toxicity_at: dict[float, int] = field(default_factory=dict)
     toxicity_scored: int = 0
+    # documents whose language had no toxicity model (score null, never removed), per language
+    toxicity_unsupported: dict[str, int] = field(default_factory=dict)
 
 
 def _local(output: str | Path) -> Path:
@@ -98,8 +100,11 @@ def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
         for rows in _batches(_parquet_files(out, "dead_letter"), ["source_path", "source_offset", "error_type",
                                                                     "error", "record_excerpt"]):
             report.dead_letters.extend(rows[: max(0, examples - len(report.dead_letters))])
-    for rows in _batches(_parquet_files(out, "metadata"), ["toxicity_score"]):
+    for rows in _batches(_parquet_files(out, "metadata"), ["toxicity_score", "toxicity_supported", "language"]):
         for row in rows:
+            if row.get("toxicity_supported") is False:
+                lang = row.get("language") or "und"
+                report.toxicity_unsupported[lang] = report.toxicity_unsupported.get(lang, 0) + 1
             score = row.get("toxicity_score")
             if score is None or math.isnan(score):
                 continue
@@ -188,6 +193,10 @@ def render_text(report: AuditReport) -> str:
         for t in THRESHOLDS:
             n = report.toxicity_at.get(t, 0)
             lines.append(f"  >= {t:<5} {n:>8,}  ({n / report.toxicity_scored:.1%})")
+    if report.toxicity_unsupported:
+        lines.append("")
+        lines.append(f"toxicity: {sum(report.toxicity_unsupported.values()):,} documents in languages without a "
+                     f"model (no score, never removed): {_unsupported_line(report)}")
     return "\n".join(lines) + "\n"
 
 
@@ -255,8 +264,16 @@ def render_html(report: AuditReport) -> str:
                      f'<td class="num">{report.toxicity_at.get(t, 0) / report.toxicity_scored:.1%}</td></tr>'
                      for t in THRESHOLDS)
         parts.append("</table>")
+    if report.toxicity_unsupported:
+        parts.append(f"<p>{sum(report.toxicity_unsupported.values()):,} documents in languages without a toxicity "
+                     f"model (no score, never removed): {_e(_unsupported_line(report))}</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _unsupported_line(report: AuditReport) -> str:
+    ranked = sorted(report.toxicity_unsupported.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{lang} {n:,}" for lang, n in ranked)
 
 
 def report_json(report: AuditReport) -> dict[str, Any]:
@@ -266,5 +283,6 @@ def report_json(report: AuditReport) -> dict[str, Any]:
                     for (st, rs), n in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))],
         "dead_letters": report.dead_letters,
         "toxicity": {"scored": report.toxicity_scored,
-                     "at_or_above": {str(t): report.toxicity_at.get(t, 0) for t in THRESHOLDS}},
+                     "at_or_above": {str(t): report.toxicity_at.get(t, 0) for t in THRESHOLDS},
+                     "unsupported_by_language": dict(sorted(report.toxicity_unsupported.items()))},
     }

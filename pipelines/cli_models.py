@@ -60,6 +60,9 @@ def add_model_commands(subparsers: argparse._SubParsersAction) -> None:  # type:
                     "fastText is only deterministic with one thread, so training uses one core.")
     ft.add_argument("--data", help="labeled data directory (default: classifiers/data/toxicity)")
     ft.add_argument("--output", help="model directory (default: classifiers/models/toxicity-fasttext/)")
+    ft.add_argument("--language", help="train the per-language model for this language (de, pt, zh, ar, fr, pl) "
+                    "from its permissively licensed data; the default output is classifiers/models/"
+                    "toxicity-fasttext-<language>/, and the defaults rebuild the shipped one byte for byte")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--sources", help="comma-separated data sources (default: web_comments,germeval)")
     ft.add_argument("--epoch", type=int)
@@ -256,7 +259,13 @@ def _label(value: Any, field: str, n: int, toxic_labels: tuple[str, ...],
 # --- train ----------------------------------------------------------------------------------
 
 def _train(args: argparse.Namespace) -> int:
-    from toxsieve.classifiers.train_fasttext import DEFAULT_OUTPUT, FastTextTrainConfig, train_fasttext
+    from toxsieve.classifiers.train_fasttext import (
+        DEFAULT_OUTPUT,
+        FastTextTrainConfig,
+        language_config,
+        language_model_dir,
+        train_fasttext,
+    )
 
     changes: dict[str, Any] = {"seed": args.seed}
     if args.sources:
@@ -269,8 +278,12 @@ def _train(args: argparse.Namespace) -> int:
         changes["quantize"] = False
     if args.max_examples is not None:
         changes["max_examples"] = args.max_examples
-    config = FastTextTrainConfig(**changes)
-    output = Path(args.output) if args.output else DEFAULT_OUTPUT
+    if args.language:
+        config = language_config(args.language, **changes)
+        output = Path(args.output) if args.output else language_model_dir(args.language)
+    else:
+        config = FastTextTrainConfig(**changes)
+        output = Path(args.output) if args.output else DEFAULT_OUTPUT
     result = train_fasttext(args.data, output, config, heldout_path=args.heldout, verbose=True)
     sys.stdout.write(f"wrote {result.model_path} ({result.model_path.stat().st_size / 1e6:.1f} MB) in "
                      f"{result.seconds:.0f} s from {result.train_lines:,} training lines\n")

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,9 @@ from apache_beam.utils import shared
 
 from toxsieve.classifiers.base import score_documents, sha256_path
 from toxsieve.pipelines import progress
-from toxsieve.pipelines.config import ToxicityConfig
+from toxsieve.pipelines.config import Route, ToxicityConfig, route_of
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band, toxic_score
+from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band, mark_unsupported, toxic_score
 from toxsieve.pipelines.transforms import SplitRemovals, count_removal
 
 
@@ -291,7 +291,48 @@ class ScoreWithCheckpoint(beam.PTransform):
 
 
 class ScoreToxicity(beam.PTransform):
-    """Toxicity scores on every document; remove at or above the threshold in filter mode."""
+    """Routes each document by its LID language to that language's model (``ToxicityConfig.routes``):
+    one ``ScoreWithModel`` per distinct (model, cascade); a language without a model is marked
+    ``toxicity_supported = False`` with no score and is never removed for toxicity."""
+
+    def __init__(self, cfg: ToxicityConfig, batch_size: int = 64) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.batch_size = batch_size
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        cfg = self.cfg
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for lang, route in cfg.routes().items():
+            groups.setdefault(route, []).append(lang)
+        routes = cfg.routes()
+        kept, removed = [], []
+        for route, langs in sorted(groups.items(), key=lambda kv: kv[1]):
+            name = "+".join(langs)
+            selected = docs | f"Select[{name}]" >> beam.FlatMap(_if_route, routes, route)
+            k, r = selected | f"Score[{name}]" >> ScoreWithModel(
+                replace(cfg, model=route[0], cascade_model=route[1]), self.batch_size)
+            kept.append(k)
+            removed.append(r)
+        unsupported = (docs | "SelectUnsupported" >> beam.FlatMap(_if_route, routes, None)
+                       | "MarkUnsupported" >> beam.Map(_mark_unsupported))
+        return ((*kept, unsupported) | "MergeKept" >> beam.Flatten(),
+                removed | "MergeRemoved" >> beam.Flatten() if removed else docs | "NoRemovals" >> beam.FlatMap(
+                    lambda _: []))
+
+
+def _if_route(doc: Document, routes: dict[str, Route], route: Route | None) -> list[Document]:
+    return [doc] if route_of(routes, doc.language) == route else []
+
+
+def _mark_unsupported(doc: Document) -> Document:
+    Metrics.counter("toxicity", f"unsupported_{doc.language or 'und'}").inc()
+    return mark_unsupported(doc)
+
+
+class ScoreWithModel(beam.PTransform):
+    """Toxicity scores on every document with one model (or cascade); remove at or above the
+    threshold in filter mode."""
 
     def __init__(self, cfg: ToxicityConfig, batch_size: int = 64) -> None:
         super().__init__()
