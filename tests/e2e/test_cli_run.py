@@ -264,10 +264,20 @@ def test_url_blocklist_removes_listed_hosts_before_extraction(tmp_path: Path) ->
 
 
 def test_every_document_gets_toxicity_metadata_and_stats(sample_run: Path) -> None:
+    from collections import Counter
+
+    from toxsieve.pipelines.config import ToxicityConfig, route_of
+
     meta = pq.read_table(sample_run / "metadata").to_pylist()
+    # every document that reached ScoreToxicity (the kept ones, in annotate mode) is scored by its
+    # language's model, or marked unsupported (issue 14: no English scores on other languages)
+    reached = [m for m in meta if m["decision"] == "kept"]
     scored = [m for m in meta if m["toxicity_score"] is not None]
-    # scored: every document that reached ScoreToxicity (the kept ones, in annotate mode)
-    assert len(scored) == GOLDEN["kept"]
+    unsupported = [m for m in meta if m["toxicity_supported"] is False]
+    assert len(reached) == GOLDEN["kept"] == len(scored) + len(unsupported) and scored and unsupported
+    routes = ToxicityConfig().routes()
+    assert all(m["toxicity_supported"] and route_of(routes, m["language"]) for m in scored)
+    assert all(m["toxicity_score"] is None and route_of(routes, m["language"]) is None for m in unsupported)
     for m in scored:
         assert 0.0 <= m["toxicity_score"] <= 1.0 and m["toxicity_n_chunks"] >= 1
         assert {s["label"] for s in m["toxicity_label_scores"]} == {"non_toxic", "toxic"}
@@ -275,8 +285,10 @@ def test_every_document_gets_toxicity_metadata_and_stats(sample_run: Path) -> No
     stats = json.loads((sample_run / "stats.json").read_text())
     assert stats["toxicity"]["scored"] == len(scored)
     assert stats["toxicity"]["flagged"] == sum(1 for m in scored if m["toxicity_flagged"])
+    assert stats["toxicity"]["unsupported_by_language"] == dict(Counter(m["language"] for m in unsupported))
     kept = pq.read_table(sample_run / "kept")
-    assert kept.column("toxicity_score").null_count == 0  # annotate mode: the signal travels with the text
+    # annotate mode: the signal travels with the text (null where the language has no model)
+    assert kept.column("toxicity_score").null_count == len(unsupported)
 
 
 def test_filter_mode_removes_at_the_threshold_with_evidence(tmp_path: Path) -> None:

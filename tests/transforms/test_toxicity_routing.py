@@ -29,7 +29,8 @@ def _docs() -> list[Document]:
 
 
 def test_each_language_goes_to_its_model_and_unsupported_ones_are_never_removed() -> None:
-    cfg = ToxicityConfig(models={"en": "fasttext", "de": "fasttext-de"}, mode="filter", threshold=0.0)
+    cfg = ToxicityConfig(models={"en": "fasttext", "de": "fasttext-de"}, builtin_models=False, mode="filter",
+                         threshold=0.0)
     expected = {}
     for lang, model in (("en", "fasttext"), ("de", "fasttext-de")):
         clf = load_classifier(model)
@@ -58,8 +59,8 @@ def test_each_language_goes_to_its_model_and_unsupported_ones_are_never_removed(
 
 
 def test_a_default_model_scores_every_other_language_and_no_model_removes_nothing() -> None:
-    everything = ToxicityConfig(models={"default": "fasttext"})
-    nothing = ToxicityConfig(models={"en": "none"}, mode="filter", threshold=0.0)
+    everything = ToxicityConfig(models={"default": "fasttext"}, builtin_models=False)
+    nothing = ToxicityConfig(models={"en": "none"}, builtin_models=False, mode="filter", threshold=0.0)
 
     def all_scored(out: list[Document]) -> None:
         assert len(out) == 18

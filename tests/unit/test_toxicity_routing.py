@@ -25,28 +25,31 @@ def test_default_table_scores_english_and_the_shipped_languages_only() -> None:
     assert tox.route_for("es") is None and tox.route_for("hi") is None and tox.route_for(None) is None
 
 
-def test_model_is_the_english_model_and_models_replaces_the_builtin_table() -> None:
+def test_model_is_the_english_model_and_models_lies_over_the_builtin_table() -> None:
     assert _tox(model="/m/en.ftz").route_for("en") == ("/m/en.ftz", None)
-    tox = _tox(model="/m/en.ftz", models={"de": "fasttext-de", "default": "/m/multi"})
+    tox = _tox(model="/m/en.ftz", models={"de": "fasttext-de", "ar": "fasttext-ar", "default": "/m/multi"})
     assert tox.route_for("en") == ("/m/en.ftz", None)  # en falls back to `model`
-    assert tox.route_for("de") == ("fasttext-de", None)
+    assert tox.route_for("de") == ("fasttext-de", None) and tox.route_for("ar") == ("fasttext-ar", None)
+    assert tox.route_for("zh") == ("fasttext-zh", None)  # the built-in table stays under `models`
     assert tox.route_for("sw") == ("/m/multi", None) and tox.route_for(None) == ("/m/multi", None)
     assert _tox(models={"en": "fasttext-de"}).route_for("en") == ("fasttext-de", None)
 
 
-def test_old_behaviour_is_one_line_and_none_turns_a_language_off() -> None:
-    everything = _tox(models={"default": "fasttext"})
+def test_old_behaviour_and_turning_languages_off() -> None:
+    everything = _tox(models={"default": "fasttext"}, builtin_models=False)
     assert {everything.route_for(lang) for lang in ("en", "de", "zh", "xx")} == {("fasttext", None)}
-    off = _tox(models={"en": "none", "de": "fasttext-de"})
-    assert off.route_for("en") is None and off.route_for("de") == ("fasttext-de", None)
+    off = _tox(models={"en": "none", "zh": "none"})
+    assert off.route_for("en") is None and off.route_for("zh") is None and off.route_for("pt") == ("fasttext-pt", None)
+    only = _tox(builtin_models=False, models={"de": "fasttext-de"})
+    assert only.routes() == {"de": ("fasttext-de", None), "en": ("fasttext", None)}
 
 
 def test_cascades_per_language() -> None:
     tox = _tox(cascade_model="/ckpt/en", cascade_models={"de": "/ckpt/de"}, models={"de": "fasttext-de"})
     assert tox.route_for("en") == ("fasttext", "/ckpt/en")
     assert tox.route_for("de") == ("fasttext-de", "/ckpt/de")
-    with pytest.raises(ConfigError, match="cascade_models.pl"):
-        _tox(cascade_models={"pl": "/ckpt/pl"}, models={"de": "fasttext-de"})
+    with pytest.raises(ConfigError, match="cascade_models.ar"):
+        _tox(cascade_models={"ar": "/ckpt/ar"}, models={"de": "fasttext-de"})
     with pytest.raises(ConfigError, match="outside the cascade band"):
         _tox(cascade_models={"en": "/ckpt"}, threshold=0.99)
 
