@@ -98,3 +98,25 @@ def test_stats_and_summary_count_unsupported_languages(multilingual_run: tuple[P
     langs = {m["name"]: m["languages"] for m in manifest["models"] if m["role"] == "toxicity"}
     assert langs["toxsieve-fasttext-toxicity-v1"] == ["de", "en"]  # the English model also read German best
     assert langs["toxsieve-fasttext-toxicity-zh-v1"] == ["zh"] and "toxsieve-fasttext-toxicity-ar-v1" not in langs
+
+
+def test_rethreshold_and_audit_leave_unsupported_languages_alone(multilingual_run: tuple[Path, str],
+                                                                 tmp_path: Path) -> None:
+    out, _ = multilingual_run
+    new = tmp_path / "strict"
+    assert main(["rethreshold", str(out), "--output", str(new), "--threshold", "0.0", "--mode", "filter"]) == 0
+    meta = pq.read_table(new / "metadata").to_pylist()
+    supported = [m for m in meta if m["toxicity_supported"]]
+    unsupported = [m for m in meta if m["toxicity_supported"] is False]
+    assert supported and all(m["decision"] == "removed" and m["stage"] == "toxicity" for m in supported)
+    assert unsupported and all(m["decision"] == "kept" and m["toxicity_score"] is None for m in unsupported)
+    stats = json.loads((new / "stats.json").read_text())
+    assert stats["toxicity"]["unsupported"] == len(unsupported) and stats["conservation"]["ok"]
+    assert stats["kept"] == len(unsupported)
+
+    from toxsieve.pipelines.audit import load_report, report_json
+
+    report = report_json(load_report(out))
+    assert report["toxicity"]["unsupported_by_language"] == dict(sorted(
+        Counter(m["language"] for m in unsupported).items()))
+    assert report["toxicity"]["scored"] == len(supported)
