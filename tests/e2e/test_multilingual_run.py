@@ -120,3 +120,18 @@ def test_rethreshold_and_audit_leave_unsupported_languages_alone(multilingual_ru
     assert report["toxicity"]["unsupported_by_language"] == dict(sorted(
         Counter(m["language"] for m in unsupported).items()))
     assert report["toxicity"]["scored"] == len(supported)
+
+
+def test_evaluate_routes_each_record_to_its_languages_model(capsys: pytest.CaptureFixture[str]) -> None:
+    gold = _gold()
+    assert main(["evaluate", "--input", str(FIXTURE), "--label-field", "label", "--group-field", "lang",
+                 "--route-field", "lang", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    routes = ToxicityConfig().routes()
+    langs = Counter(d["lang"] for d in gold.values())
+    assert report["unsupported_by_group"] == {k: v for k, v in langs.items() if route_of(routes, k) is None}
+    assert report["models_by_group"]["zh"] == ["toxsieve-fasttext-toxicity-zh-v1"]
+    assert report["models_by_group"]["de"] == ["toxsieve-fasttext-toxicity-v1"]
+    assert report["metrics"]["all"]["n"] == sum(v for k, v in langs.items() if route_of(routes, k))
+    assert main(["evaluate", "--input", str(FIXTURE), "--label-field", "label", "--route-field", "lang",
+                 "--model", "fasttext"]) == 2
