@@ -195,9 +195,10 @@ DEFAULT_LANGUAGE_MODELS: Mapping[str, str] = {
 
 
 Route = tuple[str, "str | None"]  # (model, cascade model or None)
+_R = typing.TypeVar("_R")
 
 
-def route_of(routes: Mapping[str, Route], language: str | None) -> Route | None:
+def route_of(routes: Mapping[str, _R], language: str | None) -> _R | None:
     """The route of a document in ``language`` (LID's code; None: no language) in a routing table."""
     return routes.get(language or "", routes.get(DEFAULT_ROUTE))
 

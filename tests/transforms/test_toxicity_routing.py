@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -76,3 +77,29 @@ def test_a_default_model_scores_every_other_language_and_no_model_removes_nothin
         kept2, removed2 = docs | "Nothing" >> ScoreToxicity(nothing)
         assert_that(kept2, none_scored, label="none")
         assert_that(removed2, equal_to([]), label="no-removals")
+
+
+def test_checkpoints_and_cascades_per_language_run_in_their_own_branches(tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tests.conftest import build_tiny_model
+
+    tiny = build_tiny_model(tmp_path_factory.mktemp("tiny") / "binary")
+    # en: the checkpoint alone; de: fastText-de with a cascade to the checkpoint over the whole band;
+    # sw: no model
+    cfg = ToxicityConfig(models={"en": str(tiny), "de": "fasttext-de"}, builtin_models=False,
+                         cascade_models={"de": str(tiny)}, cascade_low=0.0, cascade_high=1.0, threshold=0.5,
+                         device="cpu")
+
+    def check(out: list[Document]) -> None:
+        by_lang: dict[str, list[Document]] = {}
+        for d in out:
+            by_lang.setdefault(d.language or "", []).append(d)
+        assert all(d.toxicity_model == tiny.name and d.toxicity_fast_score is None for d in by_lang["en"])
+        assert all(d.toxicity_model == tiny.name and d.toxicity_fast_score is not None for d in by_lang["de"])
+        assert all(d.toxicity_supported is False and d.toxicity_score is None for d in by_lang["sw"])
+        assert len(out) == 18
+
+    with BeamTestPipeline(runner=local_runner()) as p:
+        kept, removed = p | beam.Create(_docs()) | ScoreToxicity(cfg, batch_size=4)
+        assert_that((kept, removed) | beam.Flatten(), check)
