@@ -116,7 +116,9 @@ def test_manifest_records_config_versions_and_model_checksums(sample_run: Path) 
     assert manifest["dependencies"]["apache-beam"] == "2.77.0"
     models = {m["role"]: m for m in manifest["models"]}
     assert models["language_id"]["sha256"] == sha256_path(SHIPPED_LID_MODEL)
-    assert models["toxicity"]["name"] == "toxsieve-fasttext-toxicity-v1" and len(models["toxicity"]["sha256"]) == 64
+    toxicity = {m["name"]: m for m in manifest["models"] if m["role"] == "toxicity"}  # one per routed model
+    assert toxicity["toxsieve-fasttext-toxicity-v1"]["languages"] == ["de", "en"]
+    assert all(len(m["sha256"]) == 64 and m["sha256"] == sha256_path(m["path"]) for m in toxicity.values())
     assert len(manifest["inputs"]["files"]) == 7
     assert manifest["summary"]["kept"] == GOLDEN["kept"]
 
@@ -337,7 +339,9 @@ def test_cascade_to_the_shipped_minilm_model_by_name(tmp_path: Path, monkeypatch
     cfg.write_text(DEMO_CONFIG.read_text() + "toxicity:\n  cascade_model: minilm\n  device: cpu\n")
     out = tmp_path / "out"
     assert _run(out, config=cfg) == 0
-    meta = [m for m in pq.read_table(out / "metadata").to_pylist() if m["toxicity_score"] is not None]
+    # `cascade_model` is the cascade of English; other languages go to their own models
+    meta = [m for m in pq.read_table(out / "metadata").to_pylist()
+            if m["toxicity_score"] is not None and m["language"] == "en"]
     sent = [m for m in meta if m["toxicity_fast_score"] is not None]
     assert 0 < len(sent) < len(meta)
     for m in meta:
