@@ -182,8 +182,8 @@ class BlocklistsConfig:
         self.words.validate()
 
 
-# The built-in routing (toxicity.models left empty): en -> toxicity.model, and the shipped per-language
-# models whose held-out figures passed the bar for default use (README, "Toxicity beyond English").
+# The built-in routing under toxicity.models: en -> toxicity.model, and the shipped per-language models
+# whose held-out figures passed the bar for default use (README, "Toxicity beyond English").
 ENGLISH_MODEL = "fasttext"
 NO_MODEL = "none"
 DEFAULT_ROUTE = "default"
