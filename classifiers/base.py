@@ -114,8 +114,9 @@ def score_documents(classifier: TextClassifier, texts: Sequence[str], max_words:
     words = max_words or DEFAULT_CHUNK_WORDS
     spans: list[tuple[int, int]] = []
     flat: list[str] = []
+    prepare = getattr(classifier, "prepare_for_chunking", None)  # e.g. CJK characters as words
     for text in texts:
-        chunks = chunk_text(text, words)
+        chunks = chunk_text(prepare(text) if prepare else text, words)
         spans.append((len(flat), len(flat) + len(chunks)))
         flat.extend(chunks)
     probs = classifier.predict(flat) if flat else np.zeros((0, len(classifier.labels)), dtype=np.float32)

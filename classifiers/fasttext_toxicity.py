@@ -76,6 +76,56 @@ def preprocess(text: str) -> str:
     return " ".join(text.split())
 
 
+# --- preprocessing v2 (the per-language models) -------------------------------------------------
+# The multilingual sources mask users and links each their own way (README of the data): a
+# bag-of-n-grams model would learn the source from the mask. Each mask becomes what ``preprocess``
+# makes of a real mention or link, so training text and web text look alike.
+_MASK_URL = re.compile(r"(?i:@url\b|<url>)|(?<![\w@])URL(?!\w)")  # upper-case URL only: "url" is a word
+_MASK_USER = re.compile(r"(?i:<user>)|(?<![\w@])USER(?!\w)")  # @user / @USER are mentions already
+_MASK_OTHER = re.compile(r"(?<![\w@])HASHTAG(?!\w)|<LF>|\|LBR\|")
+# CJK ideographs, kana and Hangul syllables: written without spaces, so each becomes a token
+# (word bigrams then are character bigrams, char n-grams stay inside one character).
+_CJK = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
+PREPROCESS_VERSIONS = ("v1", "v2")
+
+
+def normalise_masks(text: str) -> str:
+    """Source masking tokens (``@url``, ``<url>``, ``URL``, ``<user>``, ``@USER``, ``USER``, ``HASHTAG``,
+    ``<LF>``, ``|LBR|``) as a real link / mention / line break; real text is left alone."""
+    text = _MASK_OTHER.sub(" ", text)
+    text = _MASK_URL.sub(" http://xx ", text)
+    return _MASK_USER.sub(" @xx ", text)
+
+
+def space_cjk(text: str) -> str:
+    """A space around every CJK character, so whitespace tokenisation and word chunking see characters."""
+    return _CJK.sub(r" \1 ", text) if not text.isascii() else text
+
+
+def preprocess_v2(text: str) -> str:
+    """``preprocess`` after ``normalise_masks``, with CJK characters as tokens. Idempotent."""
+    return " ".join(space_cjk(preprocess(normalise_masks(text))).split())
+
+
+PREPROCESSORS = {"v1": preprocess, "v2": preprocess_v2}
+
+
+def model_metadata(model_path: Path) -> dict[str, object]:
+    """``training.json`` beside a model (written by ``toxsieve train fasttext``), or ``{}``."""
+    import json
+
+    record = model_path.parent / "training.json"
+    if not record.is_file():
+        return {}
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("model") != model_path.name:
+        return {}
+    return data
+
+
 def resolve_toxicity_model(model_path: str | Path | None) -> Path:
     path = Path(model_path) if model_path else SHIPPED_TOXICITY_MODEL
     if not path.is_file():
@@ -95,7 +145,7 @@ class FastTextToxicityClassifier:
     """
 
     def __init__(self, model_path: str | Path | None = None, *, toxic_labels: Sequence[str] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, preprocess_version: str | None = None) -> None:
         import fasttext
 
         self.path = resolve_toxicity_model(model_path)
@@ -113,7 +163,15 @@ class FastTextToxicityClassifier:
         self.toxic_labels: tuple[str, ...] = tuple(toxic_labels)
         self._column = {LABEL_PREFIX + label: i for i, label in enumerate(self.labels)}
         shipped = self.path.resolve() == SHIPPED_TOXICITY_MODEL.resolve()
-        self._name = name or (SHIPPED_MODEL_NAME if shipped else self.path.stem)
+        meta = model_metadata(self.path)
+        config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        # the preprocessing it was trained with: training.json beside it says (absent: v1, the English model's)
+        version = preprocess_version or str(config.get("preprocess", "v1"))  # type: ignore[union-attr]
+        if version not in PREPROCESSORS:
+            raise ValueError(f"{self.path}: unknown preprocessing {version!r} in training.json")
+        self.preprocess_version = version
+        self._preprocess = PREPROCESSORS[version]
+        self._name = name or (SHIPPED_MODEL_NAME if shipped else str(meta.get("name") or self.path.stem))
         # The threshold the model card recommends for the shipped model; 0.5 for any other model.
         self.default_threshold = DEFAULT_THRESHOLD if shipped else 0.5
         self._identity: ModelIdentity | None = None
@@ -123,11 +181,15 @@ class FastTextToxicityClassifier:
             self._identity = ModelIdentity(self._name, str(self.path), sha256_path(self.path))
         return self._identity
 
+    def prepare_for_chunking(self, text: str) -> str:
+        """v2 models see CJK characters as words, so a long Chinese page is chunked by characters."""
+        return space_cjk(text) if self.preprocess_version == "v2" else text
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not len(texts):
             return out
-        all_labels, all_probs = self._model.predict([preprocess(t) for t in texts], k=len(self.labels),
+        all_labels, all_probs = self._model.predict([self._preprocess(t) for t in texts], k=len(self.labels),
                                                     threshold=0.0)
         for row, (labels, probs) in enumerate(zip(all_labels, all_probs, strict=True)):
             for label, prob in zip(labels, probs, strict=True):

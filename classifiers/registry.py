@@ -16,6 +16,11 @@ from toxsieve.classifiers.base import TextClassifier
 from toxsieve.classifiers.fasttext_toxicity import SHIPPED_TOXICITY_MODEL, FastTextToxicityClassifier
 
 BUILTIN_MODELS: dict[str, Path] = {"fasttext": SHIPPED_TOXICITY_MODEL}
+# The per-language fastText models (issue 14): "fasttext-<language>", trained by
+# `toxsieve train fasttext --language <language>` on permissively licensed data only.
+LANGUAGE_MODEL_LANGUAGES = ("ar", "de", "fr", "pl", "pt", "zh")
+BUILTIN_MODELS.update({f"fasttext-{lang}": SHIPPED_TOXICITY_MODEL.parent.parent / f"toxicity-fasttext-{lang}" / "model.ftz"
+                       for lang in LANGUAGE_MODEL_LANGUAGES})
 BUILTIN_CHECKPOINTS = ("minilm",)
 FASTTEXT_SUFFIXES = (".bin", ".ftz")
 
@@ -33,6 +38,8 @@ def load_classifier(name_or_path: str | Path | None = None, device: str = "auto"
     """Load a toxicity classifier once (call from a worker's ``setup``, not per element)."""
     if name_or_path is None or str(name_or_path) in ("", "fasttext"):
         return FastTextToxicityClassifier(None)  # FileNotFoundError if the shipped model is missing
+    if str(name_or_path) in BUILTIN_MODELS:
+        return FastTextToxicityClassifier(BUILTIN_MODELS[str(name_or_path)])
     name = str(resolve_model_spec(str(name_or_path)))
     path = Path(name).expanduser()
     if not path.exists():

@@ -33,6 +33,20 @@ SOURCE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
                                      "germeval2018.test.txt.gz", "germeval2018.test.txt")),
     "davidson": ("davidson2017", ("labeled_data.csv.gz", "data_labeled_data.csv", "labeled_data.csv")),
 }
+# The permissively licensed multilingual sources (multilingual/README.md): one file, one source each.
+MULTILINGUAL_FILE = ("multilingual", ("permissive.csv.gz", "permissive.csv"))
+MULTILINGUAL_SOURCES: dict[str, str] = {  # source -> language
+    "told_br_pt": "pt", "cold_zh": "zh", "mlma_ar": "ar", "mlma_fr": "fr", "poleval2019_cbd_pl": "pl",
+}
+SOURCE_FILES.update({name: MULTILINGUAL_FILE for name in MULTILINGUAL_SOURCES})
+# Every training source's license, as its PROVENANCE.md states it: model cards and training.json list
+# these, and a test holds every shipped model to the permissive ones.
+SOURCE_LICENSES: dict[str, str] = {
+    "web_comments": "CC0 1.0 / CC BY-SA 3.0 / Apache-2.0 labels (per domain: web_comments/LICENSE.md)",
+    "germeval": "CC BY 4.0",
+    "told_br_pt": "CC BY-SA 4.0", "cold_zh": "Apache-2.0", "mlma_ar": "MIT", "mlma_fr": "MIT",
+    "poleval2019_cbd_pl": "BSD-3-Clause",
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,11 @@ def _read_source(data_dir: Path, source: str) -> Iterator[Example]:
                     parts = line.rstrip("\r\n").split("\t")
                     if len(parts) >= 2:
                         yield Example(parts[0], int(parts[1] == "OFFENSE"), "germeval_de")
+    elif source in MULTILINGUAL_SOURCES:
+        with _open_text(paths[0]) as fh:
+            for row in csv.DictReader(fh):
+                if row["source"] == source:
+                    yield Example(row["text"], int(row["label"]), source)
     elif source == "davidson":
         with _open_text(paths[0]) as fh:
             for row in csv.DictReader(fh):
@@ -124,6 +143,15 @@ def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
+
+
+def read_multilingual_csv(path: str | Path, sources: Iterable[str] | None = None) -> list[Example]:
+    """Rows of a ``text,label,lang,source`` CSV (the multilingual ``combined.csv.gz``), optionally only
+    the named sources; the source name is kept."""
+    wanted = set(sources) if sources is not None else None
+    with _open_text(Path(path)) as fh:
+        return [Example(row["text"], int(row["label"]), row["source"]) for row in csv.DictReader(fh)
+                if wanted is None or row["source"] in wanted]
 
 
 def read_labeled_csv(path: str | Path) -> list[Example]:

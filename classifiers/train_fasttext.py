@@ -32,14 +32,15 @@ from toxsieve.classifiers.fasttext_toxicity import (
     DEFAULT_THRESHOLD,
     LABEL_PREFIX,
     LABELS,
+    PREPROCESSORS,
     FastTextToxicityClassifier,
-    preprocess,
 )
 from toxsieve.classifiers.identity_terms import has_identity_term, swap_identity_terms
 from toxsieve.classifiers.metrics import BinaryMetrics, binary_metrics
 from toxsieve.classifiers.toxicity_data import (
     SHIPPED_DATA_DIR,
     SOURCE_FILES,
+    SOURCE_LICENSES,
     Example,
     load_sources,
     split_of,
@@ -47,6 +48,7 @@ from toxsieve.classifiers.toxicity_data import (
 )
 
 DEFAULT_OUTPUT = Path(__file__).parent / "models" / "toxicity-fasttext"
+MODELS_DIR = Path(__file__).parent / "models"
 BALANCE_MODES = ("none", "global", "source")
 
 
@@ -81,8 +83,15 @@ class FastTextTrainConfig:
     quantize_retrain: bool = False  # retraining after pruning did not help on dev (0.939 vs 0.942)
     seed: int = 0
     max_examples: int | None = None  # a deterministic subset, for fast tests
+    # v1: the English model's preprocessing; v2 adds source-mask normalisation and CJK characters
+    # as tokens (fasttext_toxicity.preprocess_v2), for the per-language models
+    preprocess: str = "v1"
+    language: str | None = None  # a per-language model (LANGUAGE_CONFIGS); None = the English model
+    name: str | None = None  # the model's name in metadata/ (default: the file's stem)
 
     def __post_init__(self) -> None:
+        if self.preprocess not in PREPROCESSORS:
+            raise ValueError(f"preprocess must be one of {sorted(PREPROCESSORS)}, not {self.preprocess!r}")
         if self.balance not in BALANCE_MODES:
             raise ValueError(f"balance must be one of {BALANCE_MODES}, not {self.balance!r}")
         unknown = set(self.sources) - set(SOURCE_FILES)
@@ -117,6 +126,7 @@ def build_training_lines(examples: Sequence[Example], config: FastTextTrainConfi
     pool = _balance(pool, config, rng)
     rng.shuffle(pool)
     lines = []
+    preprocess = PREPROCESSORS[config.preprocess]
     for example in pool:
         text = preprocess(example.text)
         if text:
@@ -183,7 +193,7 @@ def train_fasttext(data_dir: str | Path | None = None, output_dir: str | Path = 
     seconds = time.perf_counter() - started
     result = TrainResult(model_path, config, len(lines), dict(counts), seconds)
     if evaluate and heldout:
-        classifier = FastTextToxicityClassifier(model_path)
+        classifier = FastTextToxicityClassifier(model_path, preprocess_version=config.preprocess)
         result.heldout = evaluate_by_source(classifier, heldout)
     _write_training_json(result, data_dir, output_dir)
     return result
@@ -242,6 +252,9 @@ def _write_training_json(result: TrainResult, data_dir: Path, output_dir: Path) 
             if path.is_file():
                 data_files[f"{folder}/{name}"] = sha256_path(path)
     record = {
+        "name": result.config.name or result.model_path.stem,
+        "language": result.config.language,
+        "training_sources": {source: SOURCE_LICENSES.get(source, "not recorded") for source in result.config.sources},
         "model": result.model_path.name,
         "model_sha256": sha256_path(result.model_path),
         "config": asdict(result.config),
@@ -266,6 +279,30 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+# --- per-language models (`toxsieve train fasttext --language xx`) ------------------------------
+# Trained only on permissively licensed sources (toxicity_data.SOURCE_LICENSES). Smaller than the
+# English model: 200k hash buckets and 50k rows kept by quantisation (the data are 3k-37k texts).
+# Identity swapping is off: its term list is English.
+LANGUAGE_SOURCES: dict[str, tuple[str, ...]] = {
+    "de": ("germeval",), "pt": ("told_br_pt",), "zh": ("cold_zh",), "ar": ("mlma_ar",), "fr": ("mlma_fr",),
+    "pl": ("poleval2019_cbd_pl",),
+}
+
+
+def language_config(language: str, **changes: object) -> FastTextTrainConfig:
+    """The config that rebuilds the shipped model for ``language`` (changes: for experiments)."""
+    if language not in LANGUAGE_SOURCES:
+        raise ValueError(f"no training data for language {language!r}; known: {', '.join(sorted(LANGUAGE_SOURCES))}")
+    base = FastTextTrainConfig(sources=LANGUAGE_SOURCES[language], identity_swap=False, preprocess="v2",
+                               bucket=200_000, cutoff=50_000, language=language,
+                               name=f"toxsieve-fasttext-toxicity-{language}-v1")
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def language_model_dir(language: str) -> Path:
+    return MODELS_DIR / f"toxicity-fasttext-{language}"
 
 
 def config_with(config: FastTextTrainConfig, **changes: object) -> FastTextTrainConfig:

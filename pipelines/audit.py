@@ -80,6 +80,11 @@ class AuditReport:
     url_categories: Counter[str] = field(default_factory=Counter)  # UT1 category -> documents
 
     @property
+    def toxicity_unsupported(self) -> dict[str, int]:
+        """Documents whose language had no toxicity model (score null, never removed), per language."""
+        return {name: f.unsupported for name, f in sorted(self.languages.items()) if f.unsupported}
+
+    @property
     def toxicity(self) -> dict[str, Any]:
         return (self.manifest.get("config") or {}).get("toxicity") or {}
 
@@ -376,6 +381,12 @@ def render_text(report: AuditReport) -> str:
         for t in THRESHOLDS:
             n = report.toxicity_at.get(t, 0)
             lines.append(f"  >= {t:<5} {fmt_int(n):>10}  ({fmt_share(n, report.toxicity_scored)})")
+    unsupported = report.toxicity_unsupported
+    if unsupported:
+        ranked = sorted(unsupported.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("")
+        lines.append(f"toxicity: {fmt_int(sum(unsupported.values()))} documents in languages without a model "
+                     f"(no score, never removed): {', '.join(f'{lang} {fmt_int(n)}' for lang, n in ranked)}")
     return "\n".join(lines) + "\n"
 
 
@@ -392,7 +403,8 @@ def report_json(report: AuditReport) -> dict[str, Any]:
                     for (st, rs), n in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))],
         "dead_letters": report.dead_letters,
         "toxicity": {"scored": report.toxicity_scored,
-                     "at_or_above": {str(t): report.toxicity_at.get(t, 0) for t in THRESHOLDS}},
+                     "at_or_above": {str(t): report.toxicity_at.get(t, 0) for t in THRESHOLDS},
+                     "unsupported_by_language": report.toxicity_unsupported},
         "languages": {name: {"read": f.read, "kept": f.kept, "removed": f.removed, "scored": f.scored,
                              "unsupported": f.unsupported, "flagged": f.flagged, "score_histogram": f.score_hist}
                       for name, f in sorted(report.languages.items())},

@@ -51,6 +51,12 @@ def add_model_commands(subparsers: argparse._SubParsersAction) -> None:  # type:
                                "value then counts as clean, e.g. --toxic-value OFFENSE for GermEval")
     evaluate.add_argument("--group-field", help="also report metrics per value of this field (e.g. source)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--route-field", metavar="FIELD",
+                          help="score each record with the model `toxsieve run` routes its language (the value "
+                               "of FIELD, e.g. lang) to, as toxicity.models says (fast model only, no cascade); "
+                               "records in languages without a model are counted per group, not scored")
+    evaluate.add_argument("--config", help="with --route-field: the run config whose toxicity routing to use "
+                                           "(default: the built-in table)")
 
     train = subparsers.add_parser("train", help="train a toxicity model from the labeled data in the repo")
     train_sub = train.add_subparsers(dest="model_kind", required=True)
@@ -60,6 +66,9 @@ def add_model_commands(subparsers: argparse._SubParsersAction) -> None:  # type:
                     "fastText is only deterministic with one thread, so training uses one core.")
     ft.add_argument("--data", help="labeled data directory (default: classifiers/data/toxicity)")
     ft.add_argument("--output", help="model directory (default: classifiers/models/toxicity-fasttext/)")
+    ft.add_argument("--language", help="train the per-language model for this language (de, pt, zh, ar, fr, pl) "
+                    "from its permissively licensed data; the default output is classifiers/models/"
+                    "toxicity-fasttext-<language>/, and the defaults rebuild the shipped one byte for byte")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--sources", help="comma-separated data sources (default: web_comments,germeval)")
     ft.add_argument("--epoch", type=int)
@@ -175,6 +184,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     _check_positive(args.max_words, "--max-words")
     fields = [args.label_field, args.text_field] + ([args.group_field] if args.group_field else [])
+    if args.route_field:
+        return _evaluate_routed(args, fields)
+    if args.config:
+        raise InputError("--config goes with --route-field")
     records = read_records(args.input, fields)
     classifier = load_classifier(args.model)
     threshold = args.threshold if args.threshold is not None else getattr(classifier, "default_threshold", 0.5)
@@ -213,6 +226,72 @@ def _evaluate(args: argparse.Namespace) -> int:
     for name, r in results.items():
         sys.stdout.write(f"{name:<24} {r.n:>8,} {r.n_positive:>7,} {_f(r.roc_auc):>8} {_f(r.pr_auc):>7} "
                          f"{_f(r.f1):>6} {_f(r.precision):>6} {_f(r.recall):>6} {_f(r.false_positive_rate):>6}\n")
+    return 0
+
+
+def _evaluate_routed(args: argparse.Namespace, fields: list[str]) -> int:
+    """``evaluate --route-field``: every record scored by its language's model, as the pipeline routes it."""
+    from toxsieve.classifiers.base import score_documents
+    from toxsieve.classifiers.metrics import binary_metrics
+    from toxsieve.classifiers.registry import load_classifier
+    from toxsieve.pipelines.config import ToxicityConfig, load_config, route_of
+
+    if args.model:
+        raise InputError("--model and --route-field exclude each other: the routing names the models")
+    tox = load_config(args.config).toxicity if args.config else ToxicityConfig()
+    routes = tox.routes()
+    threshold = args.threshold if args.threshold is not None else tox.threshold
+    toxic_values = frozenset(v.strip().lower() for v in args.toxic_value) if args.toxic_value else None
+    records = read_records(args.input, [*fields, args.route_field])
+    classifiers: dict[str, Any] = {}
+    labels: list[int] = []
+    groups: list[str] = []
+    scores: list[float] = []
+    models: list[str] = []
+    unsupported: dict[str, int] = {}
+    for batch in _batches(records, args.batch_size):
+        by_model: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for n, r in batch:
+            route = route_of(routes, str(_field(r, args.route_field, n)))
+            group = str(_field(r, args.group_field, n)) if args.group_field else "all"
+            if route is None:
+                unsupported[group] = unsupported.get(group, 0) + 1
+            else:
+                by_model.setdefault(route[0], []).append((n, r))
+        for spec, rows in by_model.items():
+            if spec not in classifiers:
+                classifiers[spec] = load_classifier(spec)
+            clf = classifiers[spec]
+            texts = [_text(r, args.text_field, n) for n, r in rows]
+            labels.extend(_label(_field(r, args.label_field, n), args.label_field, n, clf.toxic_labels, toxic_values)
+                          for n, r in rows)
+            groups.extend(str(_field(r, args.group_field, n)) if args.group_field else "all" for n, r in rows)
+            scores.extend(s.toxicity_score for s in score_documents(clf, texts, args.max_words))
+            models.extend([clf.identity().name] * len(rows))
+    y, s, g = np.array(labels), np.array(scores), np.array(groups)
+    results = {}
+    if len(y):
+        results["all"] = binary_metrics(y, s, threshold)
+        for group in sorted(set(groups)) if args.group_field else []:
+            results[group] = binary_metrics(y[g == group], s[g == group], threshold)
+    by_group_model = {group: sorted(set(np.array(models)[g == group].tolist())) for group in sorted(set(groups))}
+    if args.json:
+        payload = {"routing": {lang: list(route) for lang, route in routes.items()}, "threshold": threshold,
+                   "models_by_group": by_group_model, "unsupported_by_group": unsupported,
+                   "metrics": {k: {m: (None if isinstance(v, float) and math.isnan(v) else v)
+                                   for m, v in r.as_dict().items()} for k, r in results.items()}}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    sys.stdout.write(f"routed by {args.route_field} ({', '.join(f'{k}: {v[0]}' for k, v in routes.items())}), "
+                     f"threshold {threshold:g}\n")
+    sys.stdout.write(f"{'group':<24} {'n':>8} {'toxic':>7} {'ROC-AUC':>8} {'PR-AUC':>7} {'F1':>6}  model\n")
+    for name, r in results.items():
+        model = ", ".join(by_group_model.get(name, [])) if name != "all" else ""
+        sys.stdout.write(f"{name:<24} {r.n:>8,} {r.n_positive:>7,} {_f(r.roc_auc):>8} {_f(r.pr_auc):>7} "
+                         f"{_f(r.f1):>6}  {model}\n")
+    if unsupported:
+        sys.stdout.write("not scored, no model for the language: "
+                         + ", ".join(f"{k} {v:,}" for k, v in sorted(unsupported.items())) + "\n")
     return 0
 
 
@@ -256,7 +335,13 @@ def _label(value: Any, field: str, n: int, toxic_labels: tuple[str, ...],
 # --- train ----------------------------------------------------------------------------------
 
 def _train(args: argparse.Namespace) -> int:
-    from toxsieve.classifiers.train_fasttext import DEFAULT_OUTPUT, FastTextTrainConfig, train_fasttext
+    from toxsieve.classifiers.train_fasttext import (
+        DEFAULT_OUTPUT,
+        FastTextTrainConfig,
+        language_config,
+        language_model_dir,
+        train_fasttext,
+    )
 
     changes: dict[str, Any] = {"seed": args.seed}
     if args.sources:
@@ -269,8 +354,12 @@ def _train(args: argparse.Namespace) -> int:
         changes["quantize"] = False
     if args.max_examples is not None:
         changes["max_examples"] = args.max_examples
-    config = FastTextTrainConfig(**changes)
-    output = Path(args.output) if args.output else DEFAULT_OUTPUT
+    if args.language:
+        config = language_config(args.language, **changes)
+        output = Path(args.output) if args.output else language_model_dir(args.language)
+    else:
+        config = FastTextTrainConfig(**changes)
+        output = Path(args.output) if args.output else DEFAULT_OUTPUT
     result = train_fasttext(args.data, output, config, heldout_path=args.heldout, verbose=True)
     sys.stdout.write(f"wrote {result.model_path} ({result.model_path.stat().st_size / 1e6:.1f} MB) in "
                      f"{result.seconds:.0f} s from {result.train_lines:,} training lines\n")

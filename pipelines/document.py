@@ -60,6 +60,7 @@ class Document:
     toxicity_threshold: float | None = None
     toxicity_n_chunks: int | None = None
     toxicity_flagged: bool | None = None  # score >= threshold (removed in filter mode)
+    toxicity_supported: bool | None = None  # False: no model for the document's language (issue 14)
     removal: Removal | None = None
 
     @property

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,9 @@ from apache_beam.utils import shared
 
 from toxsieve.classifiers.base import score_documents, sha256_path
 from toxsieve.pipelines import progress
-from toxsieve.pipelines.config import ToxicityConfig
+from toxsieve.pipelines.config import DEFAULT_ROUTE, Route, ToxicityConfig, route_of
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band, toxic_score
+from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band, mark_unsupported, toxic_score
 from toxsieve.pipelines.transforms import SplitRemovals, count_removal
 
 
@@ -55,7 +55,7 @@ class FastScored:
     """A document with the fast model's scores; the decision comes after (a cascade may re-score)."""
 
     doc: Document
-    label_scores: dict[str, float]
+    label_scores: dict[str, float] | None  # None: no model for the document's language
     toxic_labels: tuple[str, ...]
     n_chunks: int
     model: str
@@ -63,39 +63,54 @@ class FastScored:
 
     @property
     def score(self) -> float:
-        return toxic_score(self.label_scores, self.toxic_labels)
+        return toxic_score(self.label_scores or {}, self.toxic_labels)
 
 
 class _FastScoreFn(beam.DoFn):
-    """Scores a batch of documents with an in-process classifier (the shipped fastText by default)."""
+    """Scores a batch of documents with in-process classifiers (the shipped fastText by default), each
+    document with its language's model (``ToxicityConfig.routes``); a document whose language has no
+    model comes out with ``label_scores = None``. The fast model in front of a checkpoint is fastText."""
 
     def __init__(self, cfg: ToxicityConfig) -> None:
         self.cfg = cfg
         self._shared = shared.Shared()
-        self._model: Any = None
+        self._models: dict[str, Any] = {}
 
     def setup(self) -> None:
         from toxsieve.classifiers.registry import load_classifier
 
-        spec = self.cfg.model if not is_hf_model_dir(self.cfg.model) else "fasttext"
+        self._routes = self.cfg.routes()
+        self._spec = {lang: model if not is_hf_model_dir(model) else "fasttext"
+                      for lang, (model, _) in self._routes.items()}
+        self._toxic: dict[str, tuple[str, ...]] = {}
+        for spec in sorted(set(self._spec.values())):
 
-        def load() -> _Holder:
-            classifier = load_classifier(spec)
-            ident = classifier.identity()
-            return _Holder(classifier, ident.name, ident.sha256)
+            def load(spec: str = spec) -> _Holder:
+                classifier = load_classifier(spec)
+                ident = classifier.identity()
+                return _Holder(classifier, ident.name, ident.sha256)
 
-        self._model = self._shared.acquire(load)
-        toxic = tuple(self.cfg.toxic_labels) or tuple(self._model.classifier.toxic_labels)
-        unknown = set(toxic) - set(self._model.classifier.labels)
-        if unknown:
-            raise ValueError(f"toxicity.toxic_labels {sorted(unknown)} are not labels of {spec}")
-        self._toxic = toxic
+            holder = self._shared.acquire(load, tag=spec)
+            toxic = tuple(self.cfg.toxic_labels) or tuple(holder.classifier.toxic_labels)
+            unknown = set(toxic) - set(holder.classifier.labels)
+            if unknown:
+                raise ValueError(f"toxicity.toxic_labels {sorted(unknown)} are not labels of {spec}")
+            self._models[spec] = holder
+            self._toxic[spec] = toxic
 
     def process(self, batch: Sequence[Document]) -> Iterator[FastScored]:
-        holder = self._model
-        scores = score_documents(holder.classifier, [d.text or "" for d in batch], self.cfg.max_words)
-        for doc, result in zip(batch, scores, strict=True):
-            yield FastScored(doc, result.label_scores, self._toxic, result.n_chunks, holder.name, holder.sha256)
+        by_spec: dict[str | None, list[Document]] = {}
+        for doc in batch:
+            by_spec.setdefault(route_of(self._spec, doc.language), []).append(doc)
+        for spec, docs in by_spec.items():
+            if spec is None:
+                yield from (FastScored(doc, None, (), 0, "", "") for doc in docs)
+                continue
+            holder = self._models[spec]
+            scores = score_documents(holder.classifier, [d.text or "" for d in docs], self.cfg.max_words)
+            for doc, result in zip(docs, scores, strict=True):
+                yield FastScored(doc, result.label_scores, self._toxic[spec], result.n_chunks, holder.name,
+                                 holder.sha256)
 
 
 class _Holder:
@@ -108,6 +123,8 @@ class _Holder:
 
 
 def _decide_fast(item: FastScored, cfg: ToxicityConfig) -> Document:
+    if item.label_scores is None:
+        return _mark_unsupported(item.doc)
     out = apply_toxicity(item.doc, item.label_scores, item.toxic_labels, item.model, item.model_sha256,
                          item.n_chunks, cfg)
     _count(out)
@@ -291,7 +308,54 @@ class ScoreWithCheckpoint(beam.PTransform):
 
 
 class ScoreToxicity(beam.PTransform):
-    """Toxicity scores on every document; remove at or above the threshold in filter mode."""
+    """Routes each document by its LID language to that language's model (``ToxicityConfig.routes``):
+    in one fast-model DoFn when every model is in-process, else one ``ScoreWithModel`` per distinct
+    (model, cascade). A language without a model is marked ``toxicity_supported = False`` with no
+    score and is never removed for toxicity."""
+
+    def __init__(self, cfg: ToxicityConfig, batch_size: int = 64) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.batch_size = batch_size
+
+    def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        cfg = self.cfg
+        routes = cfg.routes()
+        if all(not is_hf_model_dir(model) and not cascade for model, cascade in routes.values()):
+            # In-process models only: one DoFn picks each document's model (no branches to merge:
+            # a Flatten of texts would be materialised by Beam's local runner).
+            return docs | "ByLanguage" >> ScoreWithModel(cfg, self.batch_size)
+        groups: dict[Route, list[str]] = {}
+        for lang, route in routes.items():
+            groups.setdefault(route, []).append(lang)
+        kept, removed = [], []
+        for route, langs in sorted(groups.items(), key=lambda kv: kv[1]):
+            name = "+".join(langs)
+            selected = docs | f"Select[{name}]" >> beam.FlatMap(_if_route, routes, route)
+            one_model = replace(cfg, model=route[0], cascade_model=route[1], models={DEFAULT_ROUTE: route[0]},
+                                builtin_models=False, cascade_models={})
+            k, r = selected | f"Score[{name}]" >> ScoreWithModel(one_model, self.batch_size)
+            kept.append(k)
+            removed.append(r)
+        unsupported = (docs | "SelectUnsupported" >> beam.FlatMap(_if_route, routes, None)
+                       | "MarkUnsupported" >> beam.Map(_mark_unsupported))
+        return ((*kept, unsupported) | "MergeKept" >> beam.Flatten(),
+                removed | "MergeRemoved" >> beam.Flatten() if removed else docs | "NoRemovals" >> beam.FlatMap(
+                    lambda _: []))
+
+
+def _if_route(doc: Document, routes: dict[str, Route], route: Route | None) -> list[Document]:
+    return [doc] if route_of(routes, doc.language) == route else []
+
+
+def _mark_unsupported(doc: Document) -> Document:
+    Metrics.counter("toxicity", f"unsupported_{doc.language or 'und'}").inc()
+    return mark_unsupported(doc)
+
+
+class ScoreWithModel(beam.PTransform):
+    """Toxicity scores on every document with one model (or cascade); remove at or above the
+    threshold in filter mode."""
 
     def __init__(self, cfg: ToxicityConfig, batch_size: int = 64) -> None:
         super().__init__()

@@ -82,7 +82,7 @@ def _score(row: dict[str, Any]) -> float:
 
 def _threshold(row: dict[str, Any], tox: ToxicityConfig) -> float:
     """Documents the cascade's second model decided carry the fast score beside their own."""
-    if tox.cascade_model and row.get("toxicity_fast_score") is not None:
+    if (tox.cascade_model or tox.cascade_models) and row.get("toxicity_fast_score") is not None:
         return tox.cascade_threshold
     return tox.threshold_for(row.get("language"))
 
@@ -133,7 +133,7 @@ def rethreshold(source: str | Path, output: str | Path, threshold: float | None 
 
     prepare_output(str(dst), overwrite)
     counts: Counter[str] = Counter()
-    fast = tox.threshold_for if tox.cascade_model else None
+    fast = tox.threshold_for if tox.cascade_model or tox.cascade_models else None
     for path in _files(src / "metadata"):
         rows = [_updated_metadata(row, tox, newly_removed) for row in _rows(path)]
         for row in rows:

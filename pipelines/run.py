@@ -226,6 +226,10 @@ def _toxicity_stats(counts: dict[str, int]) -> dict[str, Any]:
         "scored": scored,
         "flagged": counts.get("toxicity/flagged", 0),
         "by_model": {k.split("/", 2)[2]: v for k, v in counts.items() if k.startswith("toxicity/model/")},
+        "by_language": _by_language(counts, "toxicity/scored_language/"),
+        # documents in languages without a toxicity model: no score, never removed for toxicity
+        "unsupported": sum(v for k, v in counts.items() if k.startswith("toxicity/unsupported/")),
+        "unsupported_by_language": _by_language(counts, "toxicity/unsupported/"),
         "cascade": {
             "sent_to_second_model": sent,
             "fraction_sent": round(sent / scored, 6) if scored else 0.0,
@@ -233,6 +237,11 @@ def _toxicity_stats(counts: dict[str, int]) -> dict[str, Any]:
             "agreement_on_sent": round(counts.get("toxicity/cascade/agree", 0) / sent, 6) if sent else None,
         },
     }
+
+
+def _by_language(counts: dict[str, int], prefix: str) -> dict[str, int]:
+    found = {k.removeprefix(prefix): v for k, v in counts.items() if k.startswith(prefix)}
+    return dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _parquet_rows(directory: str) -> list[tuple[str, int]]:
@@ -281,9 +290,12 @@ def resolve_builtin_models(cfg: Config) -> Config:
         return cfg
     try:
         model, cascade = resolve_model_spec(tox.model), resolve_model_spec(tox.cascade_model)
+        models = {lang: str(resolve_model_spec(spec)) for lang, spec in tox.models.items()}
+        cascades = {lang: str(resolve_model_spec(spec)) for lang, spec in tox.cascade_models.items()}
     except (OSError, ValueError, ImportError) as exc:  # ImportError: the [gpu] extra is not installed
         raise RunError(f"toxicity model: {exc}") from exc
-    return dataclasses.replace(cfg, toxicity=dataclasses.replace(tox, model=model, cascade_model=cascade))
+    return dataclasses.replace(cfg, toxicity=dataclasses.replace(tox, model=model, cascade_model=cascade,
+                                                                 models=models, cascade_models=cascades))
 
 
 def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:
@@ -292,9 +304,12 @@ def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:
     if not tox.enabled:
         return []
     out = []
-    for role, spec in (("toxicity", tox.model), ("toxicity_cascade", tox.cascade_model)):
-        if spec is None:
-            continue
+    languages: dict[tuple[str, str], list[str]] = {}  # (role, model) -> the languages routed to it
+    for lang, (model, cascade) in tox.routes().items():
+        languages.setdefault(("toxicity", model), []).append(lang)
+        if cascade:
+            languages.setdefault(("toxicity_cascade", cascade), []).append(lang)
+    for (role, spec), langs in languages.items():
         try:
             if is_hf_model_dir(spec):
                 from toxsieve.classifiers.transformer import check_model_dir, labels_from_config
@@ -305,7 +320,7 @@ def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:
                 if unknown:
                     raise ValueError(f"toxicity.toxic_labels {sorted(unknown)} are not labels of {spec}: {labels}")
                 out.append({"role": role, "name": root.name, "path": str(root), "sha256": sha256_path(root),
-                            "labels": list(labels), "multi_label": multi})
+                            "labels": list(labels), "multi_label": multi, "languages": langs})
             else:
                 if role == "toxicity_cascade":
                     raise ValueError("toxicity.cascade_model must be a Hugging Face model directory")
@@ -314,7 +329,7 @@ def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:
                 classifier = load_classifier(spec)
                 ident = classifier.identity()
                 out.append({"role": role, "name": ident.name, "path": ident.path, "sha256": ident.sha256,
-                            "labels": list(classifier.labels)})
+                            "labels": list(classifier.labels), "languages": langs})
         except (OSError, ValueError, NotImplementedError) as exc:
             raise RunError(f"toxicity model {spec!r}: {exc}") from exc
     return out
@@ -323,7 +338,7 @@ def check_toxicity_models(cfg: Config) -> list[dict[str, Any]]:
 def check_local_device(cfg: Config) -> None:
     """On the local runner, --device cuda without a GPU is an error before any work."""
     tox = cfg.toxicity
-    uses_checkpoint = tox.enabled and (is_hf_model_dir(tox.model) or tox.cascade_model)
+    uses_checkpoint = tox.enabled and any(is_hf_model_dir(model) or cascade for model, cascade in tox.routes().values())
     if uses_checkpoint and tox.device.startswith("cuda"):
         try:
             import torch
@@ -410,10 +425,14 @@ def summary_table(stats: dict[str, Any], output: str, top_languages: int = 10) -
     for lang, entry in list(stats["languages"].items())[:top_languages]:
         lines.append(f"      {lang:<8} {entry['documents']:>8,} / {entry['kept']:,}")
     tox = stats.get("toxicity") or {}
-    if tox.get("scored"):
+    if tox.get("scored") or tox.get("unsupported"):
         lines.append("")
         models = ", ".join(f"{k} {v:,}" for k, v in tox["by_model"].items())
         lines.append(f"  toxicity: {tox['scored']:,} scored ({models}), {tox['flagged']:,} at or above the threshold")
+        if tox.get("unsupported"):
+            langs = ", ".join(f"{k} {v:,}" for k, v in tox["unsupported_by_language"].items())
+            lines.append(f"      {tox['unsupported']:,} in languages without a model (no score, never removed): "
+                         f"{langs}")
         if tox["cascade"]["sent_to_second_model"]:
             lines.append(f"      cascade: {tox['cascade']['fraction_sent']:.1%} sent to the second model, "
                          f"agreement {tox['cascade']['agreement_on_sent']:.1%}")

@@ -37,7 +37,7 @@ def apply_toxicity(doc: Document, label_scores: Mapping[str, float], toxic_label
         toxicity_label_scores=tuple((label, round(float(v), SCORE_DECIMALS)) for label, v in label_scores.items()),
         toxicity_model=model, toxicity_model_sha256=model_sha256,
         toxicity_fast_score=fast_score, toxicity_threshold=threshold,
-        toxicity_n_chunks=n_chunks, toxicity_flagged=flagged,
+        toxicity_n_chunks=n_chunks, toxicity_flagged=flagged, toxicity_supported=True,
     )
     if not flagged or cfg.mode != "filter":
         return doc
@@ -46,6 +46,11 @@ def apply_toxicity(doc: Document, label_scores: Mapping[str, float], toxic_label
         Stage.TOXICITY, Reason.TOXICITY_ABOVE_THRESHOLD, score=score, threshold=threshold, matched=(top,),
         detail=f"{model}: {top}={score:.3f} >= {threshold:.3f} (max over {n_chunks} chunk(s))",
     ))
+
+
+def mark_unsupported(doc: Document) -> Document:
+    """No model for the document's language: no score, no flag, never removed for toxicity."""
+    return replace(doc, toxicity_supported=False)
 
 
 def in_cascade_band(score: float, cfg: ToxicityConfig) -> bool:

@@ -282,8 +282,11 @@ def funnel_keys(meta: Row, fast_threshold: Callable[[str | None], float] | None 
     lang = meta["language"] or "und"
     yield f"language/{meta['decision']}/{lang}"
     yield f"format/{meta['source_format']}"
+    if meta.get("toxicity_supported") is False:
+        yield f"toxicity/unsupported/{lang}"
     if meta.get("toxicity_model"):
         yield "toxicity/scored"
+        yield f"toxicity/scored_language/{lang}"
         yield f"toxicity/model/{meta['toxicity_model']}"
         if meta.get("toxicity_flagged"):
             yield "toxicity/flagged"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: metadata toxicity_supported (issue 14)
 
 
 def _list(item: pa.DataType) -> pa.DataType:
@@ -39,6 +39,7 @@ _TOXICITY_FIELDS = [
     pa.field("toxicity_threshold", pa.float32()),
     pa.field("toxicity_n_chunks", pa.int32()),
     pa.field("toxicity_flagged", pa.bool_()),
+    pa.field("toxicity_supported", pa.bool_()),  # false: no model for the language, score null, never removed
 ]
 
 # kept/: the training set.

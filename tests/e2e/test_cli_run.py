@@ -18,7 +18,7 @@ from toxsieve.classifiers.base import sha256_path
 from toxsieve.classifiers.langid import SHIPPED_LID_MODEL
 from toxsieve.pipelines.cli import main
 from toxsieve.pipelines.run import ConservationError, finalize_stats
-from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
+from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, SCHEMA_VERSION
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ def test_outputs_follow_the_schemas_and_every_document_has_metadata(sample_run: 
     assert len(set(hashes)) == len(hashes)
     # the schema version travels in the Parquet footer
     assert pq.read_schema(next((sample_run / "kept").glob("*.parquet"))).metadata[
-        b"toxsieve.schema_version"] == b"1"
+        b"toxsieve.schema_version"] == str(SCHEMA_VERSION).encode()
 
 
 def test_audit_trail_explains_every_removal(sample_run: Path) -> None:
@@ -116,7 +116,9 @@ def test_manifest_records_config_versions_and_model_checksums(sample_run: Path) 
     assert manifest["dependencies"]["apache-beam"] == "2.77.0"
     models = {m["role"]: m for m in manifest["models"]}
     assert models["language_id"]["sha256"] == sha256_path(SHIPPED_LID_MODEL)
-    assert models["toxicity"]["name"] == "toxsieve-fasttext-toxicity-v1" and len(models["toxicity"]["sha256"]) == 64
+    toxicity = {m["name"]: m for m in manifest["models"] if m["role"] == "toxicity"}  # one per routed model
+    assert toxicity["toxsieve-fasttext-toxicity-v1"]["languages"] == ["de", "en"]
+    assert all(len(m["sha256"]) == 64 and m["sha256"] == sha256_path(m["path"]) for m in toxicity.values())
     assert len(manifest["inputs"]["files"]) == 7
     assert manifest["summary"]["kept"] == GOLDEN["kept"]
 
@@ -264,10 +266,20 @@ def test_url_blocklist_removes_listed_hosts_before_extraction(tmp_path: Path) ->
 
 
 def test_every_document_gets_toxicity_metadata_and_stats(sample_run: Path) -> None:
+    from collections import Counter
+
+    from toxsieve.pipelines.config import ToxicityConfig, route_of
+
     meta = pq.read_table(sample_run / "metadata").to_pylist()
+    # every document that reached ScoreToxicity (the kept ones, in annotate mode) is scored by its
+    # language's model, or marked unsupported (issue 14: no English scores on other languages)
+    reached = [m for m in meta if m["decision"] == "kept"]
     scored = [m for m in meta if m["toxicity_score"] is not None]
-    # scored: every document that reached ScoreToxicity (the kept ones, in annotate mode)
-    assert len(scored) == GOLDEN["kept"]
+    unsupported = [m for m in meta if m["toxicity_supported"] is False]
+    assert len(reached) == GOLDEN["kept"] == len(scored) + len(unsupported) and scored and unsupported
+    routes = ToxicityConfig().routes()
+    assert all(m["toxicity_supported"] and route_of(routes, m["language"]) for m in scored)
+    assert all(m["toxicity_score"] is None and route_of(routes, m["language"]) is None for m in unsupported)
     for m in scored:
         assert 0.0 <= m["toxicity_score"] <= 1.0 and m["toxicity_n_chunks"] >= 1
         assert {s["label"] for s in m["toxicity_label_scores"]} == {"non_toxic", "toxic"}
@@ -275,8 +287,10 @@ def test_every_document_gets_toxicity_metadata_and_stats(sample_run: Path) -> No
     stats = json.loads((sample_run / "stats.json").read_text())
     assert stats["toxicity"]["scored"] == len(scored)
     assert stats["toxicity"]["flagged"] == sum(1 for m in scored if m["toxicity_flagged"])
+    assert stats["toxicity"]["unsupported_by_language"] == dict(Counter(m["language"] for m in unsupported))
     kept = pq.read_table(sample_run / "kept")
-    assert kept.column("toxicity_score").null_count == 0  # annotate mode: the signal travels with the text
+    # annotate mode: the signal travels with the text (null where the language has no model)
+    assert kept.column("toxicity_score").null_count == len(unsupported)
 
 
 def test_filter_mode_removes_at_the_threshold_with_evidence(tmp_path: Path) -> None:
@@ -325,7 +339,9 @@ def test_cascade_to_the_shipped_minilm_model_by_name(tmp_path: Path, monkeypatch
     cfg.write_text(DEMO_CONFIG.read_text() + "toxicity:\n  cascade_model: minilm\n  device: cpu\n")
     out = tmp_path / "out"
     assert _run(out, config=cfg) == 0
-    meta = [m for m in pq.read_table(out / "metadata").to_pylist() if m["toxicity_score"] is not None]
+    # `cascade_model` is the cascade of English; other languages go to their own models
+    meta = [m for m in pq.read_table(out / "metadata").to_pylist()
+            if m["toxicity_score"] is not None and m["language"] == "en"]
     sent = [m for m in meta if m["toxicity_fast_score"] is not None]
     assert 0 < len(sent) < len(meta)
     for m in meta:

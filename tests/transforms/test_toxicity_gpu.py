@@ -36,7 +36,8 @@ def test_run_inference_stage_on_cuda(tmp_path: Path) -> None:
     from toxsieve.pipelines.inference import ScoreToxicity
 
     model = build_tiny_model(tmp_path / "tiny")
-    docs = [Document(f"g{i}", "mem://x", i, "jsonl", text="you are stupid " * (i + 1)) for i in range(37)]
+    docs = [Document(f"g{i}", "mem://x", i, "jsonl", text="you are stupid " * (i + 1), language="en")
+            for i in range(37)]
 
     def check(out: list[Document]) -> None:
         assert sorted(d.doc_id for d in out) == sorted(d.doc_id for d in docs)
