@@ -30,8 +30,11 @@ def _meta_row(i: int, language: str | None, score: float | None, decision: str =
 def _write_run(root: Path, rows: list[dict], supported: list[bool | None] | None) -> Path:
     (root / "metadata").mkdir(parents=True)
     table = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
-    if supported is not None:  # the nullable column another change adds: tolerated when present
-        table = table.append_column("toxicity_supported", pa.array(supported, pa.bool_()))
+    column = table.schema.get_field_index("toxicity_supported")
+    if supported is None:  # a run written before the column existed: tolerated when it is absent
+        table = table.remove_column(column)
+    else:
+        table = table.set_column(column, "toxicity_supported", pa.array(supported, pa.bool_()))
     pq.write_table(table, root / "metadata" / "part-0.parquet")
     (root / "removed").mkdir()
     pq.write_table(AUDIT_SCHEMA.empty_table(), root / "removed" / "part-0.parquet")
