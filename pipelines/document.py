@@ -60,6 +60,7 @@ class Document:
     toxicity_threshold: float | None = None
     toxicity_n_chunks: int | None = None
     toxicity_flagged: bool | None = None  # score >= threshold (removed in filter mode)
+    input_doc_id: str | None = None  # the id the input gave, when another document had it first (doc_ids.py)
     removal: Removal | None = None
 
     @property

@@ -355,8 +355,14 @@ def _fields_to_document(obj: dict[str, Any], path: str, offset: int, fmt: str, c
         return DeadLetter(path, offset, fmt, "MissingTextField",
                           f"text field {cfg.text_field!r} is {problem}", show())
     given_id = _get_field(obj, cfg.id_field)
-    doc_id = str(given_id) if given_id not in (None, "") and not isinstance(given_id, (dict, list)) \
-        else fallback_doc_id(path, offset)
+    if given_id is None or given_id == "":
+        doc_id = fallback_doc_id(path, offset)
+    elif isinstance(given_id, str) or (isinstance(given_id, int) and not isinstance(given_id, bool)):
+        doc_id = str(given_id)
+    else:  # a float (NaN would collide with the string "nan"), a bool, a list, an object ...
+        return DeadLetter(path, offset, fmt, "InvalidId",
+                          f"id field {cfg.id_field!r} is a {type(given_id).__name__} ({excerpt(repr(given_id), 60)}); "
+                          "ids must be strings or integers (or absent: then the record's position is its id)", show())
     url = _get_field(obj, cfg.url_field)
     date = _get_field(obj, cfg.date_field)
     return Document(

@@ -33,6 +33,7 @@ from toxsieve.pipelines.config import (
     WordBlocklistConfig,
 )
 from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
+from toxsieve.pipelines.doc_ids import id_key, make_ids_unique
 from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.extract import extract_document
 from toxsieve.pipelines.language import apply_language
@@ -115,8 +116,12 @@ class ReadCrawlShards(beam.PTransform):
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches()
             | "ReadShards" >> beam.ParDo(_ReadShardFn(self.cfg))
-            # One shard is read by one worker; spread its records before the heavy stages.
-            | "Rebalance" >> beam.Reshuffle()
+            # One shard is read by one worker; spread its records before the heavy stages. The
+            # shuffle is keyed by doc_id (not at random) so that documents sharing an id meet and
+            # all but the first in source order are renamed (pipelines/doc_ids.py): no extra shuffle.
+            | "KeyByDocId" >> beam.Map(lambda r: (id_key(r), r))
+            | "Rebalance" >> beam.GroupByKey()
+            | "UniqueDocIds" >> beam.FlatMap(lambda kv: make_ids_unique(kv[1]))
         )
 
 

@@ -8,6 +8,8 @@ import re
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toxsieve.pipelines.bounds import ExtractionWorker, html_nesting_depth, sniff_binary
 from toxsieve.pipelines.config import ExtractConfig, InputConfig, LimitsConfig
@@ -202,3 +204,56 @@ def test_text_in_any_encoding_is_not_binary() -> None:
     for body in (page.encode("utf-8"), page.encode("utf-16"), page.encode("utf-8-sig"),
                  page.encode("latin-1", "replace"), page.encode("shift_jis", "replace"), b"", _page(3)):
         assert sniff_binary(body) is None, body[:20]
+
+
+# --- (5) doc_id: unique per run, and only strings or integers --------------------------
+
+
+@pytest.mark.parametrize("bad_id", ["NaN", "1.5", "true", "[1]", '{"a": 1}', "1e3"])
+def test_ids_that_are_not_strings_or_integers_are_dead_letters(crawl, bad_id: str) -> None:
+    data = ('{"id": "nan", "text": "a string id"}\n'
+            f'{{"id": {bad_id}, "text": "bad id"}}\n'
+            '{"id": 7, "text": "an integer id"}\n').encode()
+    docs, dead = crawl.read_bytes(data, "x.jsonl")
+    assert [d.doc_id for d in docs] == ["nan", "7"]
+    (dl,) = dead
+    assert (dl.error_type, dl.source_offset) == ("InvalidId", 1)
+    assert "'id'" in dl.error and "strings or integers" in dl.error
+
+
+def test_a_nan_id_in_parquet_is_a_dead_letter(crawl) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"id": [1.0, float("nan")], "text": ["one", "two"]}), buf)
+    docs, dead = crawl.read_bytes(buf.getvalue(), "x.parquet")
+    assert docs == [] and [d.error_type for d in dead] == ["InvalidId", "InvalidId"]
+
+
+def _doc(doc_id: str, path: str, offset: int) -> Document:
+    return Document(doc_id, path, offset, "jsonl", text=f"{path}:{offset}")
+
+
+def test_the_first_document_in_source_order_keeps_a_shared_id() -> None:
+    from toxsieve.pipelines.doc_ids import make_ids_unique, renamed_id
+
+    group = [_doc("a", "s/2.jsonl", 0), _doc("a", "s/1.jsonl", 5), _doc("a", "s/1.jsonl", 9)]
+    out = {d.text: d for d in make_ids_unique(group)}
+    assert out["s/1.jsonl:5"].doc_id == "a" and out["s/1.jsonl:5"].input_doc_id is None
+    assert out["s/1.jsonl:9"].doc_id == renamed_id("a", "s/1.jsonl", 9) and out["s/1.jsonl:9"].input_doc_id == "a"
+    assert out["s/2.jsonl:0"].doc_id.startswith("a#dup-") and out["s/2.jsonl:0"].input_doc_id == "a"
+    assert len({d.doc_id for d in out.values()}) == 3
+
+
+@given(st.permutations(range(6)))
+@settings(max_examples=30, deadline=None)
+def test_renaming_does_not_depend_on_arrival_order(order: list[int]) -> None:
+    from toxsieve.pipelines.doc_ids import make_ids_unique
+
+    group = [_doc("x", f"p{i % 2}", i) for i in range(6)]
+    reference = sorted((d.doc_id, d.text) for d in make_ids_unique(group))
+    shuffled = [group[i] for i in order]
+    assert sorted((d.doc_id, d.text) for d in make_ids_unique(shuffled)) == reference  # type: ignore[union-attr]
