@@ -18,7 +18,7 @@ from toxsieve.classifiers.base import sha256_path
 from toxsieve.classifiers.langid import SHIPPED_LID_MODEL
 from toxsieve.pipelines.cli import main
 from toxsieve.pipelines.run import ConservationError, finalize_stats
-from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
+from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, SCHEMA_VERSION
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ def test_outputs_follow_the_schemas_and_every_document_has_metadata(sample_run: 
     assert len(set(hashes)) == len(hashes)
     # the schema version travels in the Parquet footer
     assert pq.read_schema(next((sample_run / "kept").glob("*.parquet"))).metadata[
-        b"toxsieve.schema_version"] == b"1"
+        b"toxsieve.schema_version"] == str(SCHEMA_VERSION).encode()
 
 
 def test_audit_trail_explains_every_removal(sample_run: Path) -> None:
