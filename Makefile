@@ -42,3 +42,11 @@ bench-gpu: $(STAMP)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis
+
+# Fuzz the shard readers for FUZZ_SECONDS (not part of `make test` / CI): coverage-guided with
+# atheris when it installs, else a Hypothesis-driven search over the same target (issue #10).
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check atheris || echo "atheris unavailable: fuzzing with Hypothesis"
+	$(BIN)/python tests/fuzz/fuzz_readers.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096

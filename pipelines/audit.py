@@ -210,12 +210,35 @@ def _count_values(counter: Counter[str], values: pa.Array) -> None:
     if len(values):
         vc = pc.value_counts(values)
         counter.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
+def _partial_run(out: Path) -> list[str]:
+    """What an interrupted run left behind (outputs written so far, its lock, its counts)."""
+    from toxsieve.pipelines.lock import LOCK_FILE, describe, lock_is_stale, read_lock
+
+    found = []
+    for name in ("kept", "metadata", "removed", "dead_letter"):
+        if (out / name).is_dir():
+            files = _parquet_files(out, name)
+            partial = [p for p in (out / name).rglob("*") if p.is_file() and p not in files]
+            found.append(f"{name}/ with {len(files)} Parquet file(s)"
+                         + (f" and {len(partial)} temporary file(s)" if partial else ""))
+    if (out / "_counts.json").is_file():
+        found.append("_counts.json (the pipeline finished; the stats checks did not run)")
+    holder = read_lock(str(out)) if (out / LOCK_FILE).is_file() else None
+    if holder is not None:
+        state = "its process is gone" if lock_is_stale(holder) else "it may still be running"
+        found.append(f"the lock of {describe(holder)}: {state}")
+    return found
 
 
 def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
                 reason: str | None = None) -> AuditReport:
     out = _local(output)
     if not (out / "stats.json").is_file() and not (out / "removed").is_dir():
+        found = _partial_run(out)
+        if found:
+            raise AuditError(f"{out} holds an incomplete toxsieve run: no manifest.json and no stats.json, so the "
+                             f"run was interrupted or is still running. Found: {'; '.join(found)}. "
+                             "Re-run it with --overwrite to get a complete, auditable output")
         raise AuditError(f"{out} is not a toxsieve output directory (no stats.json, no removed/)")
     manifest_path = out / "manifest.json"
     report = AuditReport(

@@ -318,6 +318,28 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Per-record resource bounds (docs/reliability.md): past one, a record is removed with a reason.
+
+    input.max_record_bytes (dead letter RecordTooLarge) is the reader's bound, before a record is loaded.
+    """
+
+    max_html_bytes: int = 5_000_000  # larger HTML is not parsed (extract/html_too_complex)
+    max_html_depth: int = 512  # deeper element nesting is not parsed (extract/html_too_complex); Blink's cap
+    extract_timeout_s: float = 10.0  # wall-clock limit per page; past it the extractor process is killed
+    guard_min_tags: int = 2000  # pages with more "<" are extracted in the time-limited process; 0 = every page
+    max_text_chars: int = 5_000_000  # longer normalised text is removed (extract/text_too_long)
+
+    def validate(self) -> None:
+        for key in ("max_html_bytes", "max_html_depth", "max_text_chars"):
+            _positive(f"limits.{key}", getattr(self, key))
+        if self.extract_timeout_s <= 0:
+            raise ConfigError(f"config key 'limits.extract_timeout_s' must be > 0, got {self.extract_timeout_s!r}")
+        if self.guard_min_tags < 0:
+            raise ConfigError(f"config key 'limits.guard_min_tags' must be >= 0, got {self.guard_min_tags!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     progress_interval_s: float = 10.0
 
@@ -337,6 +359,7 @@ class Config:
     toxicity: ToxicityConfig = field(default_factory=ToxicityConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

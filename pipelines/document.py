@@ -61,6 +61,7 @@ class Document:
     toxicity_n_chunks: int | None = None
     toxicity_flagged: bool | None = None  # score >= threshold (removed in filter mode)
     toxicity_supported: bool | None = None  # False: no model for the document's language (issue 14)
+    input_doc_id: str | None = None  # the id the input gave, when another document had it first (doc_ids.py)
     removal: Removal | None = None
 
     @property

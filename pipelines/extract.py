@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 
 import xxhash
 
-from toxsieve.pipelines.config import ExtractConfig
+from toxsieve.pipelines.bounds import ExtractionCrashed, ExtractionTimeout, html_nesting_depth
+from toxsieve.pipelines.config import ExtractConfig, LimitsConfig
 from toxsieve.pipelines.document import Document, Removal
 from toxsieve.schemas import Reason, Stage
 
@@ -62,9 +64,23 @@ def html_to_text(html: bytes, main_content: bool = True) -> str:
     )
 
 
-def extract_document(doc: Document, cfg: ExtractConfig) -> Document:
-    """ExtractText's core: HTML to text where needed, normalise, hash, apply the length floor."""
-    raw = html_to_text(doc.html, cfg.main_content) if doc.html is not None else (doc.text or "")
+def extract_document(doc: Document, cfg: ExtractConfig, limits: LimitsConfig | None = None,
+                     guarded: Callable[[bytes, bool], str] | None = None) -> Document:
+    """ExtractText's core: HTML to text where needed, normalise, hash, apply the length floor.
+
+    ``limits`` bound the work per page (docs/reliability.md): HTML past ``max_html_bytes`` or
+    ``max_html_depth`` is not parsed, and a page with more than ``guard_min_tags`` tags is extracted
+    by ``guarded`` (an ``ExtractionWorker.extract``: killed past ``extract_timeout_s``) when given.
+    Every such page is removed with the bound as evidence; the rest of the shard goes on.
+    """
+    limits = limits or LimitsConfig()
+    if doc.html is not None:
+        raw_or_removed = _bounded_html_to_text(doc, cfg, limits, guarded)
+        if isinstance(raw_or_removed, Document):
+            return raw_or_removed
+        raw = raw_or_removed
+    else:
+        raw = doc.text or ""
     text = normalize_text(raw)
     n_chars = len(text)
     doc = replace(doc, html=None, text=text, text_hash=text_hash(text) if text else None)
@@ -75,4 +91,37 @@ def extract_document(doc: Document, cfg: ExtractConfig) -> Document:
         return doc.removed(Removal(Stage.EXTRACT, Reason.TOO_SHORT, score=float(n_chars),
                                    threshold=float(cfg.min_chars),
                                    detail=f"{n_chars} characters < extract.min_chars={cfg.min_chars}"))
+    if n_chars > limits.max_text_chars:
+        return replace(doc, text=None).removed(Removal(
+            Stage.EXTRACT, Reason.TEXT_TOO_LONG, score=float(n_chars), threshold=float(limits.max_text_chars),
+            detail=f"{n_chars} characters > limits.max_text_chars={limits.max_text_chars}"))
     return doc
+
+
+def _bounded_html_to_text(doc: Document, cfg: ExtractConfig, limits: LimitsConfig,
+                          guarded: Callable[[bytes, bool], str] | None) -> str | Document:
+    """The page's raw text, or the document removed because a bound was reached."""
+    html = doc.html or b""
+
+    def too_complex(score: float, threshold: float, detail: str) -> Document:
+        return doc.removed(Removal(Stage.EXTRACT, Reason.HTML_TOO_COMPLEX, score=score, threshold=threshold,
+                                   detail=detail))
+
+    if len(html) > limits.max_html_bytes:
+        return too_complex(float(len(html)), float(limits.max_html_bytes),
+                           f"HTML of {len(html)} bytes > limits.max_html_bytes={limits.max_html_bytes}")
+    depth = html_nesting_depth(html, stop_above=limits.max_html_depth)
+    if depth > limits.max_html_depth:
+        return too_complex(float(depth), float(limits.max_html_depth),
+                           f"element nesting depth {depth} > limits.max_html_depth={limits.max_html_depth}")
+    try:
+        if guarded is not None and html.count(b"<") > limits.guard_min_tags:
+            return guarded(html, cfg.main_content)
+        return html_to_text(html, cfg.main_content)
+    except ExtractionTimeout:
+        return too_complex(limits.extract_timeout_s, limits.extract_timeout_s,
+                           f"extraction took longer than limits.extract_timeout_s={limits.extract_timeout_s:g}; "
+                           "the extractor process was killed")
+    except (ExtractionCrashed, ValueError, RuntimeError, MemoryError, RecursionError) as exc:
+        return doc.removed(Removal(Stage.EXTRACT, Reason.EXTRACTION_FAILED,
+                                   detail=f"{type(exc).__name__}: {str(exc)[:500]}"))

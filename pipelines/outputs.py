@@ -48,6 +48,7 @@ def metadata_row(doc: Document) -> Row:
         "toxicity_fast_score": doc.toxicity_fast_score, "toxicity_threshold": doc.toxicity_threshold,
         "toxicity_n_chunks": doc.toxicity_n_chunks, "toxicity_flagged": doc.toxicity_flagged,
         "toxicity_supported": doc.toxicity_supported,
+        "input_doc_id": doc.input_doc_id,
         "decision": (Decision.REMOVED if removal else Decision.KEPT).value,
         "stage": removal.stage.value if removal else None,
         "reason": removal.reason.value if removal else None,

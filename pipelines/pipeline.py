@@ -47,7 +47,7 @@ def stages(cfg: Config) -> list[beam.PTransform]:
     """
     chain: list[tuple[bool, beam.PTransform]] = [
         (cfg.blocklists.url.enabled, ApplyUrlBlocklists(cfg.blocklists.url)),  # before parsing any HTML
-        (True, ExtractText(cfg.extract)),
+        (True, ExtractText(cfg.extract, cfg.limits)),
         (True, IdentifyLanguage(cfg.language)),
         (cfg.blocklists.words.enabled, ApplyWordBlocklists(cfg.blocklists.words)),  # needs the language
         (cfg.exact_dedup.enabled, DropExactDuplicates(cfg.exact_dedup)),

@@ -17,8 +17,10 @@ from typing import IO, Any
 
 import xxhash
 
+from toxsieve.pipelines.bounds import MAX_CONTROL_SHARE, SNIFF_BYTES, control_share, sniff_binary
 from toxsieve.pipelines.config import InputConfig
 from toxsieve.pipelines.document import DeadLetter, Document, Removal, clean_str, excerpt
+from toxsieve.pipelines.warc_frames import Damaged, Frame, Garbage, iter_warc_frames
 from toxsieve.schemas import Reason, Stage
 
 ReadResult = Document | DeadLetter
@@ -106,45 +108,63 @@ def _seekable(stream: IO[bytes]) -> IO[bytes]:
 
 
 def _read_warc(stream: IO[bytes], path: str, fmt: str, cfg: InputConfig) -> Iterator[ReadResult]:
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
+    """Records framed and validated by ``iter_warc_frames`` (a wrong Content-Length costs one record,
+    never the records after it), each parsed by fastwarc."""
+    from fastwarc.warc import WarcRecordType
 
     wanted = WarcRecordType.conversion if fmt == "wet" else WarcRecordType.response
     last_pos = 0
-    n_records = 0
     source = _warc_stream(stream, path)
     try:
-        # All record types are iterated so that a record fastwarc cannot parse ("unknown")
-        # surfaces here instead of silently ending the shard.
-        for record in ArchiveIterator(source, parse_http=(fmt == "warc"),
-                                      auto_decode="all", stream_detect=False):
-            last_pos = record.stream_pos
-            n_records += 1
-            if record.record_type == WarcRecordType.unknown:
-                declared = (record.headers.get("WARC-Type") or "").strip().lower()
-                if _WARC_TYPE_TOKEN.fullmatch(declared) and declared not in _STANDARD_WARC_TYPES:
-                    continue  # a well-formed record of a non-standard type: not a document
-
-                yield DeadLetter(
-                    path, last_pos, fmt, "WarcParseError",
-                    "unparseable WARC record; the rest of the shard cannot be read reliably",
-                    _peek_excerpt(record),
-                )
-                return
-            if not record.record_type & wanted:
+        for frame in iter_warc_frames(source, cfg.max_record_bytes):
+            last_pos = frame.offset
+            if isinstance(frame, Garbage):
+                yield DeadLetter(path, frame.offset, fmt, "WarcParseError",
+                                 f"{frame.length} unparseable bytes (no WARC record header); reading resumed at "
+                                 "the next record header" if frame.length else "unparseable WARC data",
+                                 excerpt(frame.excerpt))
                 continue
-            yield _warc_record_to_document(record, path, fmt, cfg)
+            if isinstance(frame, Damaged):
+                yield DeadLetter(path, frame.offset, fmt, "WarcFramingError",
+                                 f"WARC record at offset {frame.offset} {frame.problem}; the record is dropped and "
+                                 "reading resumed at the next record header", excerpt(frame.header))
+                continue
+            result = _frame_to_result(frame, path, fmt, cfg, wanted)
+            if result is not None:
+                yield result
     except BaseException as exc:  # noqa: BLE001 - fastwarc panics are BaseException; bad input becomes data
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
         yield DeadLetter(path, last_pos, fmt, type(exc).__name__, f"shard unreadable after offset {last_pos}: {exc}")
-        return
-    if n_records == 0 and _has_bytes(source):  # decompressed: an empty .warc.gz is no error
-        yield DeadLetter(path, 0, fmt, "WarcParseError", "no WARC record could be parsed from this shard")
+
+
+def _frame_to_result(frame: Frame, path: str, fmt: str, cfg: InputConfig, wanted: Any) -> ReadResult | None:
+    """One framed record as a Document, a DeadLetter, or None (a record type that is not a document)."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    declared = _declared_type(frame.header)
+    if declared != ("conversion" if fmt == "wet" else "response") and _WARC_TYPE_TOKEN.fullmatch(declared):
+        return None  # a well-formed record of another type (request, metadata, x-custom ...): not a document
+    if frame.data is None:  # oversized
+        return DeadLetter(path, frame.offset, fmt, "RecordTooLarge",
+                          f"record of {frame.content_length} bytes exceeds input.max_record_bytes="
+                          f"{cfg.max_record_bytes}", excerpt(frame.header))
+    record = next(iter(ArchiveIterator(io.BytesIO(frame.data), parse_http=(fmt == "warc"),
+                                       auto_decode="all", stream_detect=False)), None)
+    if record is None or record.record_type == WarcRecordType.unknown:
+        return DeadLetter(path, frame.offset, fmt, "WarcParseError", "unparseable WARC record header",
+                          excerpt(frame.header))
+    if not record.record_type & wanted:
+        return None
+    return _warc_record_to_document(record, path, fmt, cfg, frame.offset)
+
+
+def _declared_type(header: bytes) -> str:
+    match = re.search(rb"\r\nWARC-Type:[ \t]*([^\r\n]*)", header, re.IGNORECASE)
+    return match.group(1).strip().lower().decode("ascii", "replace") if match else ""
 
 
 _WARC_TYPE_TOKEN = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,63}")
-_STANDARD_WARC_TYPES = frozenset({"warcinfo", "response", "resource", "request", "metadata", "revisit",
-                                  "conversion", "continuation"})
 
 
 def _warc_stream(stream: IO[bytes], path: str) -> IO[bytes]:
@@ -169,34 +189,18 @@ class _GzipShortReads(gzip.GzipFile):
         return self.read1(size)
 
 
-def _has_bytes(stream: IO[bytes]) -> bool:
-    try:
-        stream.seek(0)
-        return bool(stream.read(1))
-    except (OSError, ValueError):
-        return True
-
-
-def _peek_excerpt(record: Any) -> str | None:
-    try:
-        return excerpt(record.reader.read(200))
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _warc_record_to_document(record: Any, path: str, fmt: str, cfg: InputConfig) -> ReadResult:
+def _warc_record_to_document(record: Any, path: str, fmt: str, cfg: InputConfig, offset: int) -> ReadResult:
     headers = record.headers
-    offset = int(record.stream_pos)
     record_id = _strip_brackets(headers.get("WARC-Record-ID"))
     doc_id = clean_str(record_id) or fallback_doc_id(path, offset)
     url = clean_str(_strip_brackets(headers.get("WARC-Target-URI")))
     date = clean_str(headers.get("WARC-Date"))
-    length = int(record.content_length or 0)
-    if length > cfg.max_record_bytes:
-        return DeadLetter(path, offset, fmt, "RecordTooLarge",
-                          f"record of {length} bytes exceeds input.max_record_bytes={cfg.max_record_bytes}")
     payload = record.reader.read()  # a failure here ends the shard: the caller dead-letters it
     if fmt == "wet":
+        binary = sniff_binary(payload)
+        if binary is not None:  # the garbage is never decoded or stored as text
+            return Document(doc_id, path, offset, fmt, url=url, crawl_date=date, content_type="text/plain",
+                            n_bytes_raw=len(payload)).removed(_binary_removal(binary, payload, "WET text"))
         text = payload.decode("utf-8", errors="replace")
         return Document(doc_id, path, offset, fmt, url=url, crawl_date=date,
                         content_type="text/plain", n_bytes_raw=len(payload), text=text)
@@ -213,7 +217,19 @@ def _warc_record_to_document(record: Any, path: str, fmt: str, cfg: InputConfig)
                                    detail=f"HTTP status {status}"))
     if content_type not in HTML_TYPES:
         return doc.removed(Removal(Stage.READ, Reason.NOT_HTML, detail=f"Content-Type {content_type}"))
+    binary = sniff_binary(payload)
+    if binary is not None:
+        return doc.removed(_binary_removal(binary, payload, f"Content-Type {content_type}"))
     return doc
+
+
+def _binary_removal(kind: str, payload: bytes, label: str) -> Removal:
+    """READ/binary_content: the body is binary although labelled text; the evidence says how we know."""
+    share = control_share(payload)
+    how = ("magic bytes" if kind != "binary data"
+           else f"{share:.1%} control bytes in the first {SNIFF_BYTES} > {MAX_CONTROL_SHARE:.0%}")
+    return Removal(Stage.READ, Reason.BINARY_CONTENT, score=round(share, 4), threshold=MAX_CONTROL_SHARE,
+                   detail=f"{kind} body ({how}) labelled {label}")
 
 
 # --- JSONL -----------------------------------------------------------------
@@ -339,8 +355,14 @@ def _fields_to_document(obj: dict[str, Any], path: str, offset: int, fmt: str, c
         return DeadLetter(path, offset, fmt, "MissingTextField",
                           f"text field {cfg.text_field!r} is {problem}", show())
     given_id = _get_field(obj, cfg.id_field)
-    doc_id = str(given_id) if given_id not in (None, "") and not isinstance(given_id, (dict, list)) \
-        else fallback_doc_id(path, offset)
+    if given_id is None or given_id == "":
+        doc_id = fallback_doc_id(path, offset)
+    elif isinstance(given_id, str) or (isinstance(given_id, int) and not isinstance(given_id, bool)):
+        doc_id = str(given_id)
+    else:  # a float (NaN would collide with the string "nan"), a bool, a list, an object ...
+        return DeadLetter(path, offset, fmt, "InvalidId",
+                          f"id field {cfg.id_field!r} is a {type(given_id).__name__} ({excerpt(repr(given_id), 60)}); "
+                          "ids must be strings or integers (or absent: then the record's position is its id)", show())
     url = _get_field(obj, cfg.url_field)
     date = _get_field(obj, cfg.date_field)
     return Document(

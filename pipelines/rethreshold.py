@@ -32,7 +32,15 @@ import pyarrow.parquet as pq
 from toxsieve.pipelines.config import Config, ConfigError, ToxicityConfig, config_from_dict
 from toxsieve.pipelines.outputs import audit_text, row_sort_key
 from toxsieve.pipelines.pipeline import COUNTS_FILE
-from toxsieve.pipelines.run import MANIFEST_FILE, STATS_FILE, RunError, finalize_stats, new_run_id, prepare_output
+from toxsieve.pipelines.run import (
+    MANIFEST_FILE,
+    STATS_FILE,
+    RunError,
+    finalize_stats,
+    hold_output,
+    new_run_id,
+    prepare_output,
+)
 from toxsieve.pipelines.toxicity import SCORE_DECIMALS, top_toxic_label
 from toxsieve.pipelines.transforms import funnel_keys
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, Reason, Stage
@@ -131,46 +139,47 @@ def rethreshold(source: str | Path, output: str | Path, threshold: float | None 
                        "threshold, but removed/ does not hold their full curated record; re-run the source with "
                        "toxicity.mode: annotate (the default) to re-threshold freely")
 
-    prepare_output(str(dst), overwrite)
-    counts: Counter[str] = Counter()
-    fast = tox.threshold_for if tox.cascade_model or tox.cascade_models else None
-    for path in _files(src / "metadata"):
-        rows = [_updated_metadata(row, tox, newly_removed) for row in _rows(path)]
-        for row in rows:
-            counts.update(funnel_keys(row, fast))
-        _write(rows, METADATA_SCHEMA, dst / "metadata" / path.name, new_cfg)
-    new_audit: list[dict[str, Any]] = []
-    for path in _files(src / "kept"):
-        kept = []
-        for row in _rows(path):
-            meta = newly_removed.get(_key(row))
-            if meta is None:
-                kept.append(row)
-            else:
-                new_audit.append(_audit_record(row, meta, run_id, _threshold(meta, tox), new_cfg, manifest))
-        _write(kept, CURATED_SCHEMA, dst / "kept" / path.name, new_cfg)
-    for path in _files(src / "removed"):
-        _write([_updated_audit(row, still_removed) for row in _rows(path)], AUDIT_SCHEMA,
-               dst / "removed" / path.name, new_cfg)
-    if new_audit:
-        _write(new_audit, AUDIT_SCHEMA, dst / "removed" / f"part-rethreshold-{run_id}.parquet", new_cfg)
-    for path in _files(src / "dead_letter"):
-        dead = _rows(path)
-        counts.update(["dead_letter"] * len(dead))
-        counts.update(f"dead_letter/{d['error_type']}" for d in dead)
-        _write(dead, DEAD_LETTER_SCHEMA, dst / "dead_letter" / path.name, new_cfg)
-    counts["read"] = counts["documents"] + counts["dead_letter"]
-    (dst / COUNTS_FILE).write_text(json.dumps(dict(sorted(counts.items()))))
-    stats = finalize_stats(str(dst), run_id, time.time() - started)
-    stats["rethreshold"] = {"source_run_id": manifest.get("run_id"), "newly_removed": len(newly_removed)}
-    new_manifest = {
-        **manifest, "run_id": run_id, "config": new_cfg.to_dict(),
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "derived_from": {"run_id": manifest.get("run_id"), "output": str(src), "command": "rethreshold",
-                         "models_run": False},
-    }
-    (dst / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
-    (dst / MANIFEST_FILE).write_text(json.dumps(new_manifest, indent=2) + "\n")  # last: the run is complete
+    with hold_output(str(dst), run_id):  # one run per output directory (issue #10)
+        prepare_output(str(dst), overwrite)
+        counts: Counter[str] = Counter()
+        fast = tox.threshold_for if tox.cascade_model or tox.cascade_models else None
+        for path in _files(src / "metadata"):
+            rows = [_updated_metadata(row, tox, newly_removed) for row in _rows(path)]
+            for row in rows:
+                counts.update(funnel_keys(row, fast))
+            _write(rows, METADATA_SCHEMA, dst / "metadata" / path.name, new_cfg)
+        new_audit: list[dict[str, Any]] = []
+        for path in _files(src / "kept"):
+            kept = []
+            for row in _rows(path):
+                meta = newly_removed.get(_key(row))
+                if meta is None:
+                    kept.append(row)
+                else:
+                    new_audit.append(_audit_record(row, meta, run_id, _threshold(meta, tox), new_cfg, manifest))
+            _write(kept, CURATED_SCHEMA, dst / "kept" / path.name, new_cfg)
+        for path in _files(src / "removed"):
+            _write([_updated_audit(row, still_removed) for row in _rows(path)], AUDIT_SCHEMA,
+                   dst / "removed" / path.name, new_cfg)
+        if new_audit:
+            _write(new_audit, AUDIT_SCHEMA, dst / "removed" / f"part-rethreshold-{run_id}.parquet", new_cfg)
+        for path in _files(src / "dead_letter"):
+            dead = _rows(path)
+            counts.update(["dead_letter"] * len(dead))
+            counts.update(f"dead_letter/{d['error_type']}" for d in dead)
+            _write(dead, DEAD_LETTER_SCHEMA, dst / "dead_letter" / path.name, new_cfg)
+        counts["read"] = counts["documents"] + counts["dead_letter"]
+        (dst / COUNTS_FILE).write_text(json.dumps(dict(sorted(counts.items()))))
+        stats = finalize_stats(str(dst), run_id, time.time() - started)
+        stats["rethreshold"] = {"source_run_id": manifest.get("run_id"), "newly_removed": len(newly_removed)}
+        new_manifest = {
+            **manifest, "run_id": run_id, "config": new_cfg.to_dict(),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "derived_from": {"run_id": manifest.get("run_id"), "output": str(src), "command": "rethreshold",
+                             "models_run": False},
+        }
+        (dst / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
+        (dst / MANIFEST_FILE).write_text(json.dumps(new_manifest, indent=2) + "\n")  # last: the run is complete
     return stats
 
 

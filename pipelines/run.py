@@ -11,6 +11,8 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -27,6 +29,7 @@ from toxsieve.pipelines import progress
 from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.inference import is_hf_model_dir
+from toxsieve.pipelines.lock import LOCK_FILE, OutputLockedError, output_lock
 from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
 from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
@@ -79,7 +82,7 @@ def match_inputs(patterns: list[str], cfg: Config) -> list[tuple[str, int]]:
 
 def prepare_output(output: str, overwrite: bool) -> None:
     """Refuse a non-empty output directory unless ``overwrite``; then remove only toxsieve's outputs."""
-    existing = _list(output)
+    existing = [p for p in _list(output) if p != FileSystems.join(output, LOCK_FILE)]  # our own lock
     if not existing:
         return
     if not overwrite:
@@ -124,33 +127,60 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run_id = run_id or new_run_id()
     output = output.rstrip("/") or output
+    check_output_path(output)
     files = match_inputs(inputs, cfg)
     cfg = resolve_builtin_models(cfg)
     lid_model = resolve_lid_model(cfg.language.model_path)
     lists = used_list_files(cfg)
     toxicity_models = check_toxicity_models(cfg)
-    prepare_output(output, overwrite)
-    progress.configure(cfg.run.progress_interval_s)
+    with hold_output(output, run_id):  # one run per output directory, for the whole run
+        prepare_output(output, overwrite)
+        progress.configure(cfg.run.progress_interval_s)
 
-    options = pipeline_options(beam_args or [])
-    runner = make_runner(options)
-    if not isinstance(runner, str):
-        check_local_device(cfg)
-    _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
-                 _human_bytes(sum(s for _, s in files)), output)
-    spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id,
-                   input_bytes=sum(size for _, size in files))
-    with beam.Pipeline(runner=runner, options=options) as p:
-        curate(p, spec)
-    wall = time.time() - started
+        options = pipeline_options(beam_args or [])
+        runner = make_runner(options)
+        if not isinstance(runner, str):
+            check_local_device(cfg)
+        _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
+                     _human_bytes(sum(s for _, s in files)), output)
+        spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id,
+                       input_bytes=sum(size for _, size in files))
+        with beam.Pipeline(runner=runner, options=options) as p:
+            curate(p, spec)
+        wall = time.time() - started
 
-    stats = finalize_stats(output, run_id, wall)
-    manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, lists, stats, argv)
-    manifest["models"] += toxicity_models
-    _write_json(FileSystems.join(output, STATS_FILE), stats)
-    # The manifest is written last: its presence marks a complete, verified run.
-    _write_json(FileSystems.join(output, MANIFEST_FILE), manifest)
+        stats = finalize_stats(output, run_id, wall)
+        manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, lists, stats, argv)
+        manifest["models"] += toxicity_models
+        _write_json(FileSystems.join(output, STATS_FILE), stats)
+        # The manifest is written last: its presence marks a complete, verified run.
+        _write_json(FileSystems.join(output, MANIFEST_FILE), manifest)
     return RunResult(output, stats, manifest, [p for p, _ in files])
+
+
+def check_output_path(output: str) -> None:
+    """--output must be (or become) a directory: a regular file there, or on its path, is an error before any work."""
+    if "://" in output:
+        if FileSystems.exists(output):
+            raise RunError(f"--output {output} is an existing file, not a directory")
+        return
+    path = Path(output)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                what = "is" if candidate == path else f"is inside {candidate}, which is"
+                raise RunError(f"--output {output} {what} an existing file, not a directory")
+            return
+
+
+@contextmanager
+def hold_output(output: str, run_id: str) -> Iterator[None]:
+    """The output directory's lock for the whole run (pipelines/lock.py); a held lock is a RunError."""
+    try:
+        with output_lock(output, run_id):
+            yield
+    except OutputLockedError as exc:
+        raise RunError(str(exc)) from exc
 
 
 def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:

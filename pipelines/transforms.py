@@ -21,16 +21,19 @@ from apache_beam.utils import shared
 
 from toxsieve.pipelines import progress
 from toxsieve.pipelines.blocklists import UrlBlocklist, WordBlocklist, apply_url_blocklist, apply_word_blocklist
+from toxsieve.pipelines.bounds import ExtractionWorker
 from toxsieve.pipelines.config import (
     ExactDedupConfig,
     ExtractConfig,
     InputConfig,
     LanguageConfig,
+    LimitsConfig,
     OutputConfig,
     UrlBlocklistConfig,
     WordBlocklistConfig,
 )
 from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
+from toxsieve.pipelines.doc_ids import id_key, make_ids_unique
 from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.extract import extract_document
 from toxsieve.pipelines.language import apply_language
@@ -113,8 +116,12 @@ class ReadCrawlShards(beam.PTransform):
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches()
             | "ReadShards" >> beam.ParDo(_ReadShardFn(self.cfg))
-            # One shard is read by one worker; spread its records before the heavy stages.
-            | "Rebalance" >> beam.Reshuffle()
+            # One shard is read by one worker; spread its records before the heavy stages. The
+            # shuffle is keyed by doc_id (not at random) so that documents sharing an id meet and
+            # all but the first in source order are renamed (pipelines/doc_ids.py): no extra shuffle.
+            | "KeyByDocId" >> beam.Map(lambda r: (id_key(r), r))
+            | "Rebalance" >> beam.GroupByKey()
+            | "UniqueDocIds" >> beam.FlatMap(lambda kv: make_ids_unique(kv[1]))
         )
 
 
@@ -131,20 +138,38 @@ class SplitDeadLetters(beam.PTransform):
 
 
 class _ExtractFn(beam.DoFn):
-    def __init__(self, cfg: ExtractConfig) -> None:
+    def __init__(self, cfg: ExtractConfig, limits: LimitsConfig | None = None) -> None:
         self.cfg = cfg
+        self.limits = limits or LimitsConfig()
+        self._worker: ExtractionWorker | None = None
+
+    def setup(self) -> None:
+        # One time-limited extraction process per DoFn instance, started on the first complex page.
+        self._worker = ExtractionWorker(self.limits.extract_timeout_s)
 
     def process(self, doc: Document) -> Iterator[Document]:
-        out = extract_document(doc, self.cfg)
+        out = extract_document(doc, self.cfg, self.limits, self._worker.extract if self._worker else None)
         progress.PROGRESS.add("extracted")
         count_removal(out)
         yield out
 
+    def teardown(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
 
 class ExtractText(PerDocumentStage):
-    """HTML → main text, normalisation, text hash, length floor (too_short / empty_text)."""
+    """HTML → main text, normalisation, text hash, length floor (too_short / empty_text), and the
+    per-record bounds of ``limits`` (html_too_complex / extraction_failed / text_too_long)."""
 
     step, fn = "Extract", _ExtractFn
+
+    def __init__(self, cfg: ExtractConfig, limits: LimitsConfig | None = None) -> None:
+        super().__init__(cfg)
+        self.limits = limits
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return docs | self.step >> beam.ParDo(_ExtractFn(self.cfg, self.limits)) | SplitRemovals()
 
 
 class _LanguageFn(beam.DoFn):

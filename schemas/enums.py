@@ -33,13 +33,19 @@ class Reason(StrEnum):
     EXACT_DUPLICATE = "exact_duplicate"
     NEAR_DUPLICATE = "near_duplicate"  # MinHash-LSH cluster member other than the keeper
     TOXICITY_ABOVE_THRESHOLD = "toxicity_above_threshold"
+    # issue #10: per-record resource bounds (limits.* in the config; the bound is the threshold)
+    BINARY_CONTENT = "binary_content"  # a body labelled HTML/text that is binary (magic bytes, control bytes)
+    HTML_TOO_COMPLEX = "html_too_complex"  # past limits.max_html_bytes / max_html_depth / extract_timeout_s
+    EXTRACTION_FAILED = "extraction_failed"  # the extractor raised or its process died on this page
+    TEXT_TOO_LONG = "text_too_long"  # normalised text longer than limits.max_text_chars
 
 
 # Which stage may emit which reason, in pipeline order: validates audit records, orders the funnel.
 REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
-    Stage.READ: (Reason.NOT_HTML, Reason.HTTP_STATUS),
+    Stage.READ: (Reason.NOT_HTML, Reason.HTTP_STATUS, Reason.BINARY_CONTENT),
     Stage.URL_BLOCKLIST: (Reason.URL_BLOCKLISTED, Reason.URL_BANNED_WORD),
-    Stage.EXTRACT: (Reason.EMPTY_TEXT, Reason.TOO_SHORT),
+    Stage.EXTRACT: (Reason.EMPTY_TEXT, Reason.TOO_SHORT, Reason.HTML_TOO_COMPLEX, Reason.EXTRACTION_FAILED,
+                    Reason.TEXT_TOO_LONG),
     Stage.LANGUAGE: (Reason.LANGUAGE_NOT_ALLOWED, Reason.LOW_LANGUAGE_CONFIDENCE),
     Stage.WORD_BLOCKLIST: (Reason.WORD_BLOCKLIST,),
     Stage.EXACT_DEDUP: (Reason.EXACT_DUPLICATE,),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: metadata toxicity_supported (issue 14)
+SCHEMA_VERSION = 2  # 2: metadata toxicity_supported (issue 14), input_doc_id (issue 10)
 
 
 def _list(item: pa.DataType) -> pa.DataType:
@@ -88,6 +88,9 @@ METADATA_SCHEMA = _versioned(
         pa.field("near_dup_similarity", pa.float32()),
         # toxicity
         *_TOXICITY_FIELDS,
+        # the id the input gave, when an earlier document (source order) had it; doc_id is then
+        # "<input_doc_id>#dup-<hash of source position>" (pipelines/doc_ids.py)
+        pa.field("input_doc_id", pa.string()),
         pa.field("decision", pa.string(), nullable=False),  # Decision
         pa.field("stage", pa.string()),  # Stage that removed it
         pa.field("reason", pa.string()),  # Reason

@@ -88,3 +88,13 @@ def test_bad_arguments(runs: dict[str, Path], extra: list[str], message: str,
 def test_remote_paths_are_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rethreshold", "gs://bucket/run", "--output", str(tmp_path / "x")]) == 2
     assert "local directories only" in capsys.readouterr().err
+
+
+def test_an_output_held_by_another_run_is_refused(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from toxsieve.pipelines.lock import output_lock
+
+    held = runs["tmp"] / "held"
+    with output_lock(str(held), "other-run"):  # issue #10: one run per output directory
+        assert main(["rethreshold", str(runs["annotate"]), "--output", str(held), "--threshold", "0.95"]) == 2
+        assert "in use by toxsieve run other-run" in capsys.readouterr().err
+        assert sorted(p.name for p in held.iterdir()) == ["_toxsieve.lock"]

