@@ -30,10 +30,15 @@ def _run(out: Path, config: Path) -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("export")
     annotate, filtered = tmp / "annotate", tmp / "filter"
-    _run(annotate, DEMO_CONFIG)  # annotate at 0.9: every score stored, nothing removed for toxicity
+    # Every language scored (by the English model where no other is routed), so the views can be checked
+    # against every kept document; documents without a score are made explicitly in their own test.
+    every_language = "toxicity:\n  builtin_models: false\n  models: {default: fasttext}\n"
+    config = tmp / "annotate.yaml"  # annotate at 0.9: every score stored, nothing removed for toxicity
+    config.write_text(DEMO_CONFIG.read_text() + every_language)
+    _run(annotate, config)
     config = tmp / "filter.yaml"  # removes at 0.5 and keeps the full removed text
     config.write_text(DEMO_CONFIG.read_text().replace("removed_text: truncated", "removed_text: full")
-                      + "toxicity:\n  mode: filter\n  threshold: 0.5\n")
+                      + every_language + "  mode: filter\n  threshold: 0.5\n")
     _run(filtered, config)
     return {"annotate": annotate, "filter": filtered, "tmp": tmp}
 
