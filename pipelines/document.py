@@ -60,6 +60,9 @@ class Document:
     toxicity_threshold: float | None = None
     toxicity_n_chunks: int | None = None
     toxicity_flagged: bool | None = None  # score >= threshold (removed in filter mode)
+    # Declared stages (pipelines/stages/): (metadata column, value) pairs, checked against each
+    # stage's declared column types when scored (pipelines/stages/apply.py::check_signals)
+    signals: tuple[tuple[str, Any], ...] = ()
     removal: Removal | None = None
 
     @property

@@ -6,7 +6,9 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+from toxsieve.pipelines.stages import signal_fields
+
+SCHEMA_VERSION = 2  # 2: declared stages' signal columns in metadata/, n_tokens in kept/
 
 
 def _list(item: pa.DataType) -> pa.DataType:
@@ -55,6 +57,7 @@ CURATED_SCHEMA = _versioned(
         pa.field("n_chars", pa.int64(), nullable=False),
         pa.field("toxicity_score", pa.float32()),  # annotate mode: the signal for detox / conditioning
         pa.field("toxicity_label_scores", LABEL_SCORES),
+        pa.field("n_tokens", pa.int64()),  # estimated tokens (quality.length; pipelines/stages/text.py)
         *_SOURCE_FIELDS,
     ],
 )
@@ -87,6 +90,8 @@ METADATA_SCHEMA = _versioned(
         pa.field("near_dup_similarity", pa.float32()),
         # toxicity
         *_TOXICITY_FIELDS,
+        # declared stages (pipelines/stages/): <stage>_<signal> and <stage>_flag
+        *signal_fields(),
         pa.field("decision", pa.string(), nullable=False),  # Decision
         pa.field("stage", pa.string()),  # Stage that removed it
         pa.field("reason", pa.string()),  # Reason

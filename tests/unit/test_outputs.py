@@ -255,4 +255,4 @@ def test_schema_version_travels_in_the_file(tmp_path: Path) -> None:
     ((path, _),) = _write(tmp_path, [audit_row(_removed(1), RUN_ID, OutputConfig())], AUDIT_SCHEMA)
     metadata = pq.read_schema(path).metadata
     assert metadata[b"toxsieve.schema"] == b"audit_record"
-    assert metadata[b"toxsieve.schema_version"] == b"1"
+    assert metadata[b"toxsieve.schema_version"] == b"2"
