@@ -29,6 +29,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "gopher_repetition",
     "gopher_quality",
     "c4",
+    "fineweb",
 )
 
 STAGES: tuple[DeclaredStage, ...] = tuple(

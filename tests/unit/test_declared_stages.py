@@ -13,6 +13,7 @@ from toxsieve.pipelines.stages import BY_NAME, STAGES, QualityConfig, signal_col
 from toxsieve.pipelines.stages import text as T
 from toxsieve.pipelines.stages.apply import TRANSFORMS, check_signals, run_stage
 from toxsieve.pipelines.stages.c4 import C4Config
+from toxsieve.pipelines.stages.fineweb import FineWebConfig
 from toxsieve.pipelines.stages.gopher_quality import GopherQualityConfig
 from toxsieve.pipelines.stages.gopher_repetition import GopherRepetitionConfig
 from toxsieve.pipelines.stages.length import LengthConfig
@@ -160,7 +161,7 @@ def test_gopher_quality_rules_and_their_language_limits() -> None:
     assert removal is not None and removal.reason == Reason("gopher_symbol_ratio")
 
 
-# --- C4 -------------------------------------------------------------------------------------
+# --- C4 and FineWeb -------------------------------------------------------------------------------
 
 PAGE = "\n".join([
     "Home | News | Contact",
@@ -194,3 +195,11 @@ def test_c4_counts_chinese_sentences_and_terminal_marks() -> None:
     signals = _signals("c4", _doc(PASSAGES["zh"], "zh"), C4Config())
     assert signals["lines_kept"] == 1 and signals["sentences"] == 4
 
+
+def test_fineweb_flags_list_like_pages_not_prose() -> None:
+    stage, cfg = BY_NAME["fineweb"], FineWebConfig(mode="filter")
+    assert stage.decide({**_signals("fineweb", _doc(PASSAGES["en"]), cfg), "language": "en"}, cfg) is None
+    menu = _doc("\n".join(f"Category {i}" for i in range(30)) + "\n" + PASSAGES["en"])
+    removal = stage.decide({**_signals("fineweb", menu, cfg), "language": "en"}, cfg)
+    assert removal is not None and removal.reason == Reason("fineweb_line_punct")
+    assert removal.score < 0.12
