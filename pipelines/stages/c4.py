@@ -53,7 +53,7 @@ def _line_verdicts(text: str, cfg: C4Config) -> tuple[list[tuple[str, str | None
     out: list[tuple[str, str | None]] = []
     lorem = curly = False
     for line in T.lines(text):
-        tokens = T.words(line)
+        tokens = T.line_words(line)
         if cfg.max_word_length and any(len(w) > cfg.max_word_length for w in line.split()):
             out.append((line, "long_word"))
             continue

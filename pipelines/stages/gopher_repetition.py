@@ -64,8 +64,8 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-def _top_ngram_chars(tokens: list[str], n: int) -> int:
-    grams = Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+def _top_ngram_chars(tokens: tuple[str, ...], n: int) -> int:
+    grams = Counter(zip(*(tokens[k:] for k in range(n)), strict=False))
     if not grams:
         return 0
     # the most frequent n-gram; ties by length, then by the n-gram itself (never by insertion order)
@@ -74,12 +74,11 @@ def _top_ngram_chars(tokens: list[str], n: int) -> int:
     return sum(map(len, gram)) * count if count > 1 else 0
 
 
-def _repeated_ngram_chars(tokens: list[str], n: int) -> int:
+def _repeated_ngram_chars(tokens: tuple[str, ...], n: int) -> int:
     """Characters covered by n-grams that occurred earlier, each word counted at most once."""
     seen: set[tuple[str, ...]] = set()
     covered = [False] * len(tokens)
-    for i in range(len(tokens) - n + 1):
-        gram = tuple(tokens[i:i + n])
+    for i, gram in enumerate(zip(*(tokens[k:] for k in range(n)), strict=False)):
         if gram in seen:
             for j in range(i, i + n):
                 covered[j] = True

@@ -16,6 +16,7 @@ have no such token, so a light, documented rule stands in for a segmenter (no de
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -50,7 +51,14 @@ def _strip(token: str) -> str:
     return token[start:end]
 
 
-def words(text: str) -> list[str]:
+@functools.lru_cache(maxsize=8)
+def words(text: str) -> tuple[str, ...]:
+    """Word tokens of a document, cached for the last few texts: the declared stages run one after
+    another on the same document in one fused step, and each needs its words."""
+    return line_words(text)
+
+
+def line_words(text: str) -> tuple[str, ...]:
     """Word tokens: see the module docstring (Han/kana characters one by one, Thai-like runs whole)."""
     out: list[str] = []
     for raw in text.split():
@@ -63,7 +71,7 @@ def words(text: str) -> list[str]:
             piece = m.group("han") or m.group("sea") or _strip(m.group("other"))
             if piece:
                 out.append(piece)
-    return out
+    return tuple(out)
 
 
 def is_unspaced(token: str) -> bool:
@@ -80,12 +88,12 @@ def token_units(token: str) -> float:
     return 1.0
 
 
-def word_units(tokens: list[str]) -> float:
+def word_units(tokens: tuple[str, ...] | list[str]) -> float:
     """Comparable length in words of a token list (spaced words + unspaced characters / factor)."""
     return sum(token_units(t) for t in tokens)
 
 
-def unspaced_share(tokens: list[str]) -> float:
+def unspaced_share(tokens: tuple[str, ...] | list[str]) -> float:
     """Share of the word units that come from unspaced scripts (0 for English, ~1 for Chinese)."""
     total = word_units(tokens)
     if total == 0:
