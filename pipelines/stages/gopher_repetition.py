@@ -27,8 +27,9 @@ _PARAGRAPHS = re.compile(r"\n{2,}")
 
 @dataclass(frozen=True)
 class GopherRepetitionConfig(StageConfig):
-    # annotate: on the crawl samples 2 of its 3 flags are real pages with a repeated heading or intro
-    enabled: bool = True
+    # off: on the crawl sample 2 of its 3 flags are real pages with a repeated heading or intro, and its
+    # ten n-gram passes cost ~2.5x the extraction of the page (docs/quality.md)
+    enabled: bool = False
     mode: str = "annotate"
     # a threshold of null switches that rule off
     max_dup_para_frac: float | None = 0.30

@@ -61,8 +61,12 @@ def words(text: str) -> tuple[str, ...]:
 def line_words(text: str) -> tuple[str, ...]:
     """Word tokens: see the module docstring (Han/kana characters one by one, Thai-like runs whole)."""
     out: list[str] = []
+    unspaced = _UNSPACED.search(text) is not None
     for raw in text.split():
-        if not _UNSPACED.search(raw):
+        if raw.isalnum() and not unspaced:  # the common case: a plain word
+            out.append(raw)
+            continue
+        if not unspaced or not _UNSPACED.search(raw):
             token = _strip(raw)
             if token:
                 out.append(token)

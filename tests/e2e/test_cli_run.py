@@ -125,7 +125,7 @@ def test_declared_stages_re_decide_from_stored_signals_as_the_run_did(sample_run
             removal = stage.decide(signals, getattr(cfg, stage.name))
             assert (removal.reason.value if removal else None) == row[stage.flag_column], (stage.name, row["doc_id"])
             checked += 1
-    assert checked >= 5 * 60
+    assert checked >= 4 * 60  # length, gopher_quality, c4, fineweb on ~60-70 documents each
 
 
 def test_kept_set_loads_in_duckdb_polars_and_arrow_datasets(sample_run: Path) -> None:
