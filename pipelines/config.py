@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from toxsieve.pipelines.stages import QualityConfig
+
 INPUT_FORMATS = ("auto", "warc", "wet", "jsonl", "parquet")
 REMOVED_TEXT_MODES = ("full", "truncated", "none")
 
@@ -37,7 +39,9 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    min_chars: int = 200  # normalised text shorter than this is removed (too_short)
+    # normalised text shorter than this is removed (too_short). Only a tiny floor: characters are not
+    # comparable across scripts; the real length floor is quality.length, in words, after language ID
+    min_chars: int = 1
     main_content: bool = True  # resiliparse main-content heuristics (drop nav, footers)
 
     def validate(self) -> None:
@@ -357,6 +361,7 @@ class Config:
     exact_dedup: ExactDedupConfig = field(default_factory=ExactDedupConfig)
     near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
     toxicity: ToxicityConfig = field(default_factory=ToxicityConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)  # declared stages (pipelines/stages/)
     output: OutputConfig = field(default_factory=OutputConfig)
     run: RunConfig = field(default_factory=RunConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)

@@ -62,6 +62,9 @@ class Document:
     toxicity_flagged: bool | None = None  # score >= threshold (removed in filter mode)
     toxicity_supported: bool | None = None  # False: no model for the document's language (issue 14)
     input_doc_id: str | None = None  # the id the input gave, when another document had it first (doc_ids.py)
+    # Declared stages (pipelines/stages/): (metadata column, value) pairs, checked against each
+    # stage's declared column types when scored (pipelines/stages/apply.py::check_signals)
+    signals: tuple[tuple[str, Any], ...] = ()
     removal: Removal | None = None
 
     @property

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from toxsieve.pipelines.config import OutputConfig
 from toxsieve.pipelines.document import DeadLetter, Document
+from toxsieve.pipelines.stages import signal_columns
 from toxsieve.schemas import Decision
 
 Row = dict[str, Any]
@@ -24,6 +25,7 @@ def curated_row(doc: Document) -> Row:
         "language": doc.language, "language_score": doc.language_score,
         "text_hash": doc.text_hash or "", "n_chars": len(text),
         "toxicity_score": doc.toxicity_score, "toxicity_label_scores": _label_scores(doc),
+        "n_tokens": dict(doc.signals).get("length_tokens"),
         "source_path": doc.source_path, "source_offset": doc.source_offset, "source_format": doc.source_format,
     }
 
@@ -49,6 +51,7 @@ def metadata_row(doc: Document) -> Row:
         "toxicity_n_chunks": doc.toxicity_n_chunks, "toxicity_flagged": doc.toxicity_flagged,
         "toxicity_supported": doc.toxicity_supported,
         "input_doc_id": doc.input_doc_id,
+        **signal_columns(doc),
         "decision": (Decision.REMOVED if removal else Decision.KEPT).value,
         "stage": removal.stage.value if removal else None,
         "reason": removal.reason.value if removal else None,

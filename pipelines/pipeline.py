@@ -13,6 +13,7 @@ from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.inference import ScoreToxicity
 from toxsieve.pipelines.near_dedup_beam import DropNearDuplicates
 from toxsieve.pipelines.outputs import audit_row, curated_row, dead_letter_row, metadata_row
+from toxsieve.pipelines.stages.apply import declared_stages
 from toxsieve.pipelines.transforms import (
     ApplyUrlBlocklists,
     ApplyWordBlocklists,
@@ -50,6 +51,7 @@ def stages(cfg: Config) -> list[beam.PTransform]:
         (True, ExtractText(cfg.extract, cfg.limits)),
         (True, IdentifyLanguage(cfg.language)),
         (cfg.blocklists.words.enabled, ApplyWordBlocklists(cfg.blocklists.words)),  # needs the language
+        *((True, stage) for stage in declared_stages(cfg.quality)),  # pipelines/stages: length floor, quality rules
         (cfg.exact_dedup.enabled, DropExactDuplicates(cfg.exact_dedup)),
         (cfg.near_dedup.enabled, DropNearDuplicates(cfg.near_dedup)),
         (cfg.toxicity.enabled, ScoreToxicity(cfg.toxicity)),  # last: the costliest per document

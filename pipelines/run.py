@@ -235,6 +235,7 @@ def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
         "by_format": {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("format/")},
         "languages": languages,
         "toxicity": _toxicity_stats(counts),
+        **_declared_stage_stats(counts),
         "outputs": {name: {"files": len(entries), "rows": rows[name]} for name, entries in files.items()},
         "docs_per_s": round(read / wall_s, 1) if wall_s > 0 else None,
         "conservation": {"ok": all(checks.values()), "read": read, "accounted": accounted, "checks": checks},
@@ -247,6 +248,23 @@ def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
             f"dead_lettered={rows['dead_letter']}, metadata={rows['metadata']}; failed checks: {failed}. "
             f"No manifest was written; see {FileSystems.join(output, STATS_FILE)}")
     return stats
+
+
+def _declared_stage_stats(counts: dict[str, int]) -> dict[str, Any]:
+    """Flags of the declared stages (pipelines/stages/; in annotate mode: what each would have removed)
+    and estimated tokens of the kept documents, per language (pipelines/stages/text.py::estimate_tokens)."""
+    flagged: dict[str, dict[str, int]] = {}
+    tokens: dict[str, int] = {}
+    for key, n in sorted(counts.items()):
+        if key.startswith("flagged/"):
+            _, stage, reason = key.split("/", 2)
+            flagged.setdefault(stage, {})[reason] = n
+        elif key.startswith("tokens/"):
+            tokens[key.split("/", 1)[1]] = n
+    by_language = dict(sorted(tokens.items(), key=lambda kv: (-kv[1], kv[0])))
+    return {"flagged_by_stage": flagged,
+            "tokens": {"estimate": "ceil(UTF-8 bytes / 4) per kept document", "kept_total": sum(tokens.values()),
+                       "kept_by_language": by_language}}
 
 
 def _toxicity_stats(counts: dict[str, int]) -> dict[str, Any]:
@@ -447,6 +465,8 @@ def summary_table(stats: dict[str, Any], output: str, top_languages: int = 10) -
         for reason, n in stats["removed_by_stage"][step["stage"]].items():
             lines.append(f"      {reason:<24} {n:>8,}")
     lines.append(f"  kept            {stats['kept']:>10,}")
+    if stats.get("tokens", {}).get("kept_total"):
+        lines.append(f"  estimated tokens kept: {stats['tokens']['kept_total']:,}")
     if stats["dead_letter_by_error"]:
         lines.append("")
         lines.append("  dead letters: " + ", ".join(f"{k} {v}" for k, v in stats["dead_letter_by_error"].items()))

@@ -39,6 +39,7 @@ from toxsieve.pipelines.extract import extract_document
 from toxsieve.pipelines.language import apply_language
 from toxsieve.pipelines.outputs import Row, row_sort_key, write_parquet_shards
 from toxsieve.pipelines.readers import detect_format, read_shard
+from toxsieve.pipelines.stages import stat_keys
 
 Split = tuple[beam.PCollection, beam.PCollection]
 
@@ -335,7 +336,7 @@ class ComputeStats(beam.PTransform):
         fast = self.fast_threshold
         keyed = [
             pcolls["metadata_rows"] | "FunnelKeys" >> beam.FlatMap(
-                lambda m: [(k, 1) for k in funnel_keys(m, fast)]),
+                lambda m: [(k, 1) for k in funnel_keys(m, fast)] + list(stat_keys(m))),
             pcolls["dead_letters"] | "DeadKeys" >> beam.FlatMap(
                 lambda d: [("dead_letter", 1), (f"dead_letter/{d.error_type}", 1)]),
             pcolls["read"] | "ReadKeys" >> beam.Map(lambda r: ("read", 1)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from toxsieve.pipelines.stages import STAGES as _DECLARED
+
 
 class Stage(StrEnum):
     """The pipeline stage that made a decision about a document."""
@@ -52,6 +54,21 @@ REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
     Stage.NEAR_DEDUP: (Reason.NEAR_DUPLICATE,),
     Stage.TOXICITY: (Reason.TOXICITY_ABOVE_THRESHOLD,),
 }
+
+# Declared stages (pipelines/stages/) add their own stage and reason values: the enums above are
+# rebuilt with them, the declared stages placed after WORD_BLOCKLIST (where the pipeline runs them).
+_AFTER = "word_blocklist"
+_stage_values = [s.value for s in Stage]
+_stage_values[_stage_values.index(_AFTER) + 1:_stage_values.index(_AFTER) + 1] = [d.name for d in _DECLARED]
+_reasons = {s.value: tuple(r.value for r in rs) for s, rs in REASONS_BY_STAGE.items()}
+_reasons |= {d.name: tuple(r for r, _ in d.reasons) for d in _DECLARED}
+Stage = StrEnum("Stage", [(v.upper(), v) for v in _stage_values], module=__name__)  # type: ignore[misc]
+Stage.__doc__ = "The pipeline stage that made a decision about a document."
+Reason = StrEnum(  # type: ignore[misc]
+    "Reason", [(r.name, r.value) for r in Reason] + [(v.upper(), v) for d in _DECLARED for v, _ in d.reasons],
+    module=__name__)
+Reason.__doc__ = "Why a document was removed. One reason per removal; the evidence goes in typed columns."
+REASONS_BY_STAGE = {Stage(v): tuple(Reason(r) for r in _reasons[v]) for v in _stage_values}
 
 
 class Decision(StrEnum):

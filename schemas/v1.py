@@ -6,7 +6,9 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: metadata toxicity_supported (issue 14), input_doc_id (issue 10)
+from toxsieve.pipelines.stages import signal_fields
+
+SCHEMA_VERSION = 2  # 2: metadata toxicity_supported (#14), input_doc_id (#10), declared stages' signal columns (#13); kept n_tokens (#13)
 
 
 def _list(item: pa.DataType) -> pa.DataType:
@@ -56,6 +58,7 @@ CURATED_SCHEMA = _versioned(
         pa.field("n_chars", pa.int64(), nullable=False),
         pa.field("toxicity_score", pa.float32()),  # annotate mode: the signal for detox / conditioning
         pa.field("toxicity_label_scores", LABEL_SCORES),
+        pa.field("n_tokens", pa.int64()),  # estimated tokens (quality.length; pipelines/stages/text.py)
         *_SOURCE_FIELDS,
     ],
 )
@@ -91,6 +94,8 @@ METADATA_SCHEMA = _versioned(
         # the id the input gave, when an earlier document (source order) had it; doc_id is then
         # "<input_doc_id>#dup-<hash of source position>" (pipelines/doc_ids.py)
         pa.field("input_doc_id", pa.string()),
+        # declared stages (pipelines/stages/): <stage>_<signal> and <stage>_flag
+        *signal_fields(),
         pa.field("decision", pa.string(), nullable=False),  # Decision
         pa.field("stage", pa.string()),  # Stage that removed it
         pa.field("reason", pa.string()),  # Reason

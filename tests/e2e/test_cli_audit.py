@@ -14,7 +14,8 @@ from toxsieve.pipelines.cli import main
 
 pytestmark = pytest.mark.e2e
 
-HOSTILE_TEXT = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted" ' * 8
+HOSTILE_TEXT = ('<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted" text that is long enough '
+                'to be kept by the quality rules of the sample run. ') * 8
 HOSTILE_URL = 'http://evil.example/"><script>alert(2)</script>'
 
 

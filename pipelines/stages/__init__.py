@@ -1,0 +1,107 @@
+"""Declared per-document stages: one module each, listed once in ``STAGE_MODULES``.
+
+Adding a stage = one new module in this folder that defines ``STAGE = DeclaredStage(...)``
+(see ``base.py``) + one line in ``STAGE_MODULES``. Its config section (``quality.<name>``), enum
+values, metadata columns, Beam step, funnel and audit evidence all come from the declaration.
+The stages run in this order, after ApplyWordBlocklists and before DropExactDuplicates.
+
+Importing this package loads only the declarations (no Beam, nothing else from toxsieve), so
+``schemas/`` can build its enums and schemas from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from toxsieve.pipelines.stages.base import DeclaredStage, Signal, StageConfig
+
+if TYPE_CHECKING:
+    from toxsieve.pipelines.document import Document
+
+# The declared stages, in pipeline order.
+STAGE_MODULES: tuple[str, ...] = (
+    "length",  # the length floor after language ID, in comparable words; token estimate
+    "gopher_repetition",
+    "gopher_quality",
+    "c4",
+    "fineweb",
+)
+
+STAGES: tuple[DeclaredStage, ...] = tuple(
+    importlib.import_module(f"{__name__}.{name}").STAGE for name in STAGE_MODULES)
+BY_NAME: dict[str, DeclaredStage] = {stage.name: stage for stage in STAGES}
+
+
+def _check_declarations() -> None:
+    for name, stage in zip(STAGE_MODULES, STAGES, strict=True):
+        if stage.name != name:
+            raise ImportError(f"pipelines/stages/{name}.py declares stage {stage.name!r}; name it {name!r}")
+        if not issubclass(stage.config, StageConfig):
+            raise ImportError(f"stage {name}: config {stage.config.__name__} must subclass StageConfig")
+        if not stage.reasons:
+            raise ImportError(f"stage {name} declares no reasons")
+        names = [s.name for s in stage.signals]
+        if len(names) != len(set(names)) or "flag" in names:
+            raise ImportError(f"stage {name}: signal names must be unique and not 'flag'")
+
+
+_check_declarations()
+
+
+def _quality_config() -> type:
+    fields = [(s.name, s.config, dataclasses.field(default_factory=s.config)) for s in STAGES]
+    cls = dataclasses.make_dataclass("QualityConfig", fields, frozen=True)
+    cls.__module__ = __name__  # picklable by reference (Beam ships configs to workers)
+    cls.__doc__ = "Declared stages' config sections: quality.<stage> (see pipelines/stages/)."
+
+    def validate(self: Any) -> None:
+        for stage in STAGES:
+            section = getattr(self, stage.name)
+            if hasattr(section, "validate"):
+                section.validate(f"quality.{stage.name}")
+
+    cls.validate = validate
+    return cls
+
+
+QualityConfig = _quality_config()
+
+
+def signal_fields() -> list[pa.Field]:
+    """The metadata columns of every declared stage: its signals, then ``<stage>_flag``."""
+    out: list[pa.Field] = []
+    for stage in STAGES:
+        out += [pa.field(stage.column(s.name), s.type, nullable=s.nullable) for s in stage.signals]
+        out.append(pa.field(stage.flag_column, pa.string()))  # the reason decide() gave, in either mode
+    return out
+
+
+def signal_columns(doc: Document) -> dict[str, Any]:
+    """Every declared column for one document (null where its stage did not run)."""
+    row: dict[str, Any] = {name: None for name in _ALL_COLUMNS}
+    row.update(doc.signals)
+    return row
+
+
+_ALL_COLUMNS = tuple(f.name for f in signal_fields())
+
+
+def stat_keys(meta: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
+    """Stats keys (key, amount) from one metadata row: flags per stage and reason (in annotate mode
+    these are what the stage would have removed), and estimated tokens of kept documents per language."""
+    for stage in STAGES:
+        flag = meta.get(stage.flag_column)
+        if flag:
+            yield f"flagged/{stage.name}/{flag}", 1
+    tokens = meta.get("length_tokens")
+    if meta["decision"] == "kept" and tokens is not None:
+        yield f"tokens/{meta['language'] or 'und'}", int(tokens)
+
+
+__all__ = ["BY_NAME", "STAGES", "STAGE_MODULES", "DeclaredStage", "QualityConfig", "Signal", "StageConfig",
+           "signal_columns", "signal_fields", "stat_keys"]

@@ -1,0 +1,119 @@
+"""Running a declared stage: the pure ``run_stage`` and the one generic Beam step for all of them.
+
+Per document: ``score`` → signals (checked against the declared columns) → ``decide`` → in filter
+mode a ``Removal``, in annotate mode only the ``<stage>_flag`` column; a kept document may be
+rewritten (line cleaning). The Beam step is a ParDo and the two single-output FlatMaps of
+``SplitRemovals``: fused with its neighbours, no shuffle, no side input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from toxsieve.pipelines import progress
+from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.extract import text_hash
+from toxsieve.pipelines.stages import BY_NAME, STAGES, DeclaredStage
+from toxsieve.pipelines.transforms import Split, SplitRemovals, count_removal
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int), "bool": (bool,), "string": (str,)}
+
+
+def _kind(pa_type: Any) -> str:
+    name = str(pa_type)
+    if name.startswith(("int", "uint")):
+        return "int"
+    if name in ("float", "double", "halffloat"):
+        return "float"
+    return "bool" if name == "bool" else "string"
+
+
+def check_signals(stage: DeclaredStage, signals: dict[str, Any]) -> None:
+    """``score`` must return exactly the declared signals, each of its declared type (or null)."""
+    declared = {s.name: s for s in stage.signals}
+    if set(signals) != set(declared):
+        raise TypeError(f"stage {stage.name}: score() returned {sorted(signals)}, declared {sorted(declared)}")
+    for name, value in signals.items():
+        sig = declared[name]
+        if value is None:
+            if not sig.nullable:
+                raise TypeError(f"stage {stage.name}: signal {name} is null but declared non-nullable")
+            continue
+        kind = _kind(sig.type)
+        if not isinstance(value, _PY_TYPES[kind]) or (kind in ("int", "float") and isinstance(value, bool)):
+            raise TypeError(f"stage {stage.name}: signal {name}={value!r} is not {sig.type}")
+
+
+def decision_inputs(stage: DeclaredStage, signals: dict[str, Any], language: str | None) -> dict[str, Any]:
+    """What ``decide`` sees: the stage's signals and the document's language (all stored in metadata/)."""
+    return {**signals, "language": language}
+
+
+def run_stage(stage: DeclaredStage, doc: Document, cfg: Any) -> Document:
+    """One declared stage on one document (pure)."""
+    signals = stage.score(doc, cfg)
+    check_signals(stage, signals)
+    removal = stage.decide(decision_inputs(stage, signals, doc.language), cfg)
+    columns = tuple((stage.column(k), v) for k, v in signals.items())
+    columns += ((stage.flag_column, removal.reason.value if removal else None),)
+    doc = dataclasses.replace(doc, signals=doc.signals + columns)
+    if removal is None or cfg.mode == "annotate":
+        if cfg.mode == "filter" and stage.rewrite is not None:
+            text = stage.rewrite(doc, cfg)
+            if text != doc.text:
+                doc = dataclasses.replace(doc, text=text, text_hash=text_hash(text) if text else None)
+        return doc
+    return doc.removed(removal)
+
+
+class _DeclaredStageFn(beam.DoFn):
+    def __init__(self, name: str, cfg: Any) -> None:
+        self.name = name
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        self._stage = BY_NAME[self.name]
+        self._flagged: dict[str, Any] = {}
+
+    def process(self, doc: Document) -> Iterator[Document]:
+        out = run_stage(self._stage, doc, self.cfg)
+        flag = out.signals[-1][1]
+        if flag is not None and out.removal is None:  # annotate mode: what it would have removed
+            counter = self._flagged.get(flag)
+            if counter is None:
+                counter = self._flagged[flag] = Metrics.counter(self.name, f"flagged.{flag}")
+            counter.inc()
+        progress.PROGRESS.add(f"{self.name}_checked")
+        count_removal(out)
+        yield out
+
+
+class ApplyDeclaredStage(beam.PTransform):
+    """Any declared stage: ``ParDo(score, decide)`` then (kept, removed). Each stage gets a subclass
+    named after its declared ``transform`` (labels in the pipeline graph are class names)."""
+
+    stage_name: str
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs: beam.PCollection) -> Split:
+        return docs | "Decide" >> beam.ParDo(_DeclaredStageFn(self.stage_name, self.cfg)) | SplitRemovals()
+
+
+TRANSFORMS: dict[str, type[ApplyDeclaredStage]] = {}
+for _stage in STAGES:
+    TRANSFORMS[_stage.name] = globals()[_stage.transform] = type(
+        _stage.transform, (ApplyDeclaredStage,), {"stage_name": _stage.name, "__module__": __name__,
+                                                   "__doc__": _stage.doc.split("\n", 1)[0]})
+
+
+def declared_stages(quality: Any) -> list[beam.PTransform]:
+    """The enabled declared stages, in ``STAGE_MODULES`` order, each with its ``quality.<name>`` section."""
+    return [TRANSFORMS[s.name](getattr(quality, s.name)) for s in STAGES if getattr(quality, s.name).enabled]

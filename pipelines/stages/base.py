@@ -1,0 +1,108 @@
+"""What a declared stage is: its config section, reasons, signal columns, ``score`` and ``decide``.
+
+A stage module builds one :class:`DeclaredStage` and is listed in ``STAGE_MODULES``
+(``pipelines/stages/__init__.py``). Everything else is derived from the declaration: the
+``quality.<name>`` config section, the ``Stage``/``Reason`` enum values and ``REASONS_BY_STAGE``
+(``schemas/enums.py``), the metadata columns ``<name>_<signal>`` and ``<name>_flag``
+(``schemas/v1.py``), the Beam step (``pipelines/stages/apply.py``), the funnel in ``stats.json``
+and the audit evidence (the ``Removal`` that ``decide`` returns).
+
+This module imports nothing from the rest of toxsieve at import time: ``schemas/`` reads the
+declarations to build its enums and schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from toxsieve.pipelines.document import Document, Removal
+
+MODES = ("filter", "annotate")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Fields every declared stage's config section has; a stage's config subclasses this."""
+
+    enabled: bool = False
+    mode: str = "filter"  # filter: remove what decide() rejects | annotate: record the flag, remove nothing
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One measured value a stage writes to ``metadata/`` as column ``<stage>_<name>``."""
+
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = True  # null: the rule does not apply to this document (e.g. no stop-word list)
+
+
+@dataclass(frozen=True)
+class DeclaredStage:
+    """A per-document stage, declared once.
+
+    ``score(doc, cfg)`` measures (it may use the config's *measurement* settings, such as a line
+    length or a stop-word list); ``decide(signals, cfg)`` compares the stored signals with the
+    config's *thresholds* and returns a ``Removal`` (reason + evidence) or ``None``; ``signals``
+    holds the stage's own signals plus the document's ``language``, all of which ``metadata/``
+    stores, so a decision can be re-made from a finished run. Both are pure. ``rewrite(doc, cfg)``, if declared, returns the text a kept document continues with
+    (line-level cleaning); it runs only in filter mode, after ``decide`` kept the document.
+    """
+
+    name: str  # the Stage value stored in Parquet and the config key under `quality:`
+    transform: str  # the Beam step's name, verb-noun (FilterGopherQuality)
+    doc: str
+    config: type[StageConfig]
+    reasons: tuple[tuple[str, str], ...]  # (Reason value, what it means)
+    signals: tuple[Signal, ...]
+    score: Callable[[Document, Any], dict[str, Any]]
+    decide: Callable[[Mapping[str, Any], Any], Removal | None]
+    rewrite: Callable[[Document, Any], str] | None = None
+
+    def column(self, signal: str) -> str:
+        return f"{self.name}_{signal}"
+
+    @property
+    def flag_column(self) -> str:
+        return f"{self.name}_flag"
+
+    def remove(self, reason: str, score: float | None = None, threshold: float | None = None,
+               matched: tuple[str, ...] = (), detail: str | None = None) -> Removal:
+        """The Removal for one of this stage's reasons, with its evidence."""
+        from toxsieve.pipelines.document import Removal
+        from toxsieve.schemas import Reason, Stage
+
+        if reason not in {r for r, _ in self.reasons}:
+            raise ValueError(f"stage {self.name!r} did not declare reason {reason!r}")
+        return Removal(Stage(self.name), Reason(reason), score=score, threshold=threshold, matched=matched,
+                       detail=detail)
+
+
+# --- config checks (raise the config module's ConfigError, which names the key) -----------------
+
+
+def config_error(message: str) -> Exception:
+    from toxsieve.pipelines.config import ConfigError
+
+    return ConfigError(message)
+
+
+def check_mode(key: str, cfg: StageConfig) -> None:
+    if cfg.mode not in MODES:
+        raise config_error(f"config key '{key}.mode' must be one of {', '.join(MODES)}; got {cfg.mode!r}")
+
+
+def check_unit(key: str, value: float | None) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise config_error(f"config key '{key}' must be between 0 and 1, got {value!r}")
+
+
+def check_non_negative(key: str, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise config_error(f"config key '{key}' must be >= 0, got {value!r}")
