@@ -8,7 +8,7 @@ import sys
 
 from toxsieve.classifiers.langid import ModelNotFoundError
 from toxsieve.pipelines.cli_models import MODEL_COMMANDS, add_model_commands, run_model_command
-from toxsieve.pipelines.config import ConfigError, default_config_yaml, load_config
+from toxsieve.pipelines.config import ConfigError, default_config_yaml, load_config, parse_language_thresholds
 from toxsieve.pipelines.readers import UnknownFormatError
 
 
@@ -193,7 +193,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _rethreshold(args: argparse.Namespace) -> int:
-    from toxsieve.pipelines.rethreshold import parse_language_thresholds, rethreshold
+    from toxsieve.pipelines.rethreshold import rethreshold
     from toxsieve.pipelines.run import RunError, print_summary
 
     try:
@@ -210,7 +210,7 @@ def _rethreshold(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from toxsieve.pipelines.export import ExportError, ExportOptions, export, parse_bins, parse_language_thresholds
+    from toxsieve.pipelines.export import ExportError, ExportOptions, export, parse_bins
 
     try:
         per_language = (parse_language_thresholds(args.threshold_per_language)
@@ -220,7 +220,7 @@ def _export(args: argparse.Namespace) -> int:
                                 prepend_token=args.prepend_token, unknown=args.unknown, overwrite=args.overwrite,
                                 license=args.license)
         summary = export(args.source, args.output, options)
-    except (ExportError, OSError) as exc:
+    except (ExportError, ConfigError, OSError) as exc:
         return _fail(exc)
     excluded = "; ".join(f"{why}: {n:,}" for why, n in summary["excluded"].items()) or "none"
     sys.stdout.write(f"exported {summary['documents']:,} documents (about {summary['token_estimate']:,} tokens) of "

@@ -376,6 +376,20 @@ class Config:
         return _to_plain(self)
 
 
+def parse_language_thresholds(values: list[str]) -> dict[str, float]:
+    """``de=0.95`` ... as given to ``--threshold-per-language`` (rethreshold, export)."""
+    out: dict[str, float] = {}
+    for value in values:
+        lang, sep, number = value.partition("=")
+        try:
+            out[lang] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not lang:
+            raise ConfigError(f"--threshold-per-language expects LANG=VALUE (e.g. de=0.95), not {value!r}")
+    return out
+
+
 def load_config(path: str | Path | None) -> Config:
     """Load and validate a YAML config; ``None`` gives the defaults."""
     if path is None:

@@ -99,19 +99,6 @@ def parse_bins(spec: str | None) -> Bins:
     return Bins(tuple(names), tuple(edges))
 
 
-def parse_language_thresholds(values: list[str]) -> dict[str, float]:
-    """``de=0.95`` ... (as ``rethreshold``'s option; kept here so that export never imports Beam)."""
-    out: dict[str, float] = {}
-    for value in values:
-        lang, sep, number = value.partition("=")
-        try:
-            out[lang] = float(number)
-        except ValueError:
-            sep = ""
-        if not sep or not lang:
-            raise ExportError(f"--threshold-per-language expects LANG=VALUE (e.g. de=0.95), not {value!r}")
-    return out
-
 
 def control_token(name: str) -> str:
     return f"<|toxicity:{name}|>"

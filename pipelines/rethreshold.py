@@ -217,15 +217,3 @@ def _audit_record(kept: dict[str, Any], meta: dict[str, Any], run_id: str, thres
         "text": text, "text_truncated": truncated,
     }
 
-
-def parse_language_thresholds(values: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for value in values:
-        lang, sep, number = value.partition("=")
-        try:
-            out[lang] = float(number)
-        except ValueError:
-            sep = ""
-        if not sep or not lang:
-            raise RunError(f"--threshold-per-language expects LANG=VALUE (e.g. de=0.95), not {value!r}")
-    return out

@@ -21,6 +21,8 @@ blocklists:
   words: {mode: annotate}
 near_dedup: {enabled: false}
 toxicity: {mode: filter, threshold: 0.9}
+# social-media-length texts: the web-page quality rules (issue 13) would remove most before toxicity
+quality: {length: {enabled: false}, gopher_quality: {enabled: false}}
 """
 
 
