@@ -106,6 +106,9 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return options
 
 
+DASK_RUNNER_NAMES = ("DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner")
+
+
 def make_runner(options: PipelineOptions) -> Any:
     """The runner to use. The DirectRunner would first try Beam's PrismRunner, which downloads a
     binary (impossible offline); toxsieve runs the DirectRunner's own engine (FnApiRunner) instead.
@@ -115,6 +118,12 @@ def make_runner(options: PipelineOptions) -> Any:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner()
+    if name in DASK_RUNNER_NAMES:  # Beam's short name is not registered, and 2.77 loses elements (docs/dask.md)
+        try:
+            from toxsieve.pipelines.dask_runner import DaskRunner
+        except ImportError as exc:
+            raise RunError(f"--runner {name} needs dask and distributed: pip install 'toxsieve[dask]'") from exc
+        return DaskRunner()
     return name
 
 
@@ -134,6 +143,9 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
 
     options = pipeline_options(beam_args or [])
     runner = make_runner(options)
+    if type(runner).__name__ == "DaskRunner":  # workers run elsewhere: local paths must not be relative
+        files = [(_absolute(path), size) for path, size in files]
+        output = _absolute(output)
     if not isinstance(runner, str):
         check_local_device(cfg)
     _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
@@ -344,6 +356,10 @@ def used_list_files(cfg: Config) -> list[Path]:
         )
     except FileNotFoundError as exc:
         raise RunError(str(exc)) from exc
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else str(Path(path).absolute())
 
 
 def _display_path(path: Path) -> str:
