@@ -310,3 +310,29 @@ class DaskResult(PipelineResult):
 
     def metrics(self) -> Any:
         raise NotImplementedError("the DaskRunner reports no metrics; toxsieve counts from the data")
+
+
+class LocalDaskCluster:
+    """``toxsieve run --dask-local N``: a dask cluster of N single-threaded worker processes on
+    127.0.0.1, started for one run and closed after it (``with LocalDaskCluster(n) as address``)."""
+
+    def __init__(self, n_workers: int) -> None:
+        if n_workers < 1:
+            raise ValueError(f"--dask-local needs at least one worker, not {n_workers}")
+        self.n_workers = n_workers
+        self._cluster: Any = None
+
+    def __enter__(self) -> str:
+        if not dask_installed():
+            raise ImportError("--dask-local needs dask and distributed: pip install 'toxsieve[dask]'")
+        import distributed
+
+        self._cluster = distributed.LocalCluster(
+            n_workers=self.n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0")
+        return str(self._cluster.scheduler_address)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None

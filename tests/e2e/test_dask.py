@@ -93,13 +93,33 @@ def _assert_identical(local: Path, dask: Path) -> None:
                 pytest.fail(f"{name}/{file} differs: local {rows_a} rows, dask {rows_b} rows")
 
 
-def test_sample_on_dask_equals_local(tmp_path: Path, dask_scheduler: str) -> None:
-    local = _run(tmp_path / "local", SAMPLE_GLOBS, DEMO_CONFIG, [])
+@pytest.fixture(scope="module")
+def local_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("local") / "out"
+    return out, _run(out, SAMPLE_GLOBS, DEMO_CONFIG, [])
+
+
+def test_sample_on_dask_equals_local(tmp_path: Path, dask_scheduler: str, local_sample: tuple[Path, dict]) -> None:
+    local_dir, local = local_sample
     dask = _run(tmp_path / "dask", SAMPLE_GLOBS, DEMO_CONFIG,
                 ["--runner", "DaskRunner", "--dask_client_address", dask_scheduler])
     assert dask["conservation"]["ok"] and dask["read"] == local["read"] > 0
     assert dask["toxicity"]["scored"] == local["toxicity"]["scored"] > 0
-    _assert_identical(tmp_path / "local", tmp_path / "dask")
+    _assert_identical(local_dir, tmp_path / "dask")
+
+
+def test_dask_local_starts_its_own_cluster(tmp_path: Path, local_sample: tuple[Path, dict]) -> None:
+    local_dir, local = local_sample
+    dask = _run(tmp_path / "dask", SAMPLE_GLOBS, DEMO_CONFIG, ["--dask-local", "2"])
+    assert dask["read"] == local["read"] > 0
+    _assert_identical(local_dir, tmp_path / "dask")
+
+
+def test_dask_local_rejects_a_second_runner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", "--input", SAMPLE_GLOBS[0], "--output", str(tmp_path / "o"), "--dask-local", "2",
+            "--runner", "DaskRunner"]
+    assert main(argv) == 2
+    assert "--dask-local starts its own cluster" in capsys.readouterr().err
 
 
 def test_planted_near_duplicates_on_dask_equal_local(tmp_path: Path, dask_scheduler: str) -> None:
