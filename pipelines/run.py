@@ -29,6 +29,7 @@ from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.inference import is_hf_model_dir
 from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
+from toxsieve.pipelines.transforms import stage_balance_checks
 from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
 from toxsieve.schemas.enums import REASONS_BY_STAGE
 
@@ -203,6 +204,7 @@ def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
         "kept rows == kept decisions": rows["kept"] == counts.get("decision/kept", 0),
         "removed rows == removed decisions": rows["removed"] == counts.get("decision/removed", 0),
     }
+    checks.update(stage_balance_checks(counts))  # a stage that lost elements inside itself fails here
     stats: dict[str, Any] = {
         "run_id": run_id,
         "wall_time_s": round(wall_s, 3),
