@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of a previous run in DIR")
     run.add_argument("--run-id", help="run id recorded in every output (default: time + random)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--dask-local", type=int, metavar="N", help="start a local dask cluster of N worker "
+                     "processes and run there (needs toxsieve[dask]; see docs/dask.md)")
 
     sub.add_parser("config", help="print the default config as YAML")
 
@@ -125,12 +127,32 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config)
-        result = run(args.input, args.output, cfg, beam_args=beam_args, overwrite=args.overwrite,
-                     run_id=args.run_id, argv=["toxsieve", *argv])
+        if args.dask_local is not None:
+            result = _run_on_local_dask(args, cfg, beam_args, argv)
+        else:
+            result = run(args.input, args.output, cfg, beam_args=beam_args, overwrite=args.overwrite,
+                         run_id=args.run_id, argv=["toxsieve", *argv])
     except (ConfigError, RunError, ModelNotFoundError, UnknownFormatError) as exc:
         return _fail(exc)
     print_summary(result.stats, result.output)
     return 0
+
+
+def _run_on_local_dask(args: argparse.Namespace, cfg: object, beam_args: list[str], argv: list[str]) -> object:
+    from toxsieve.pipelines.run import RunError, run
+
+    if any(a.split("=")[0] in ("--runner", "--dask_client_address") for a in beam_args):
+        raise RunError("--dask-local starts its own cluster: do not also pass --runner or --dask_client_address")
+    try:
+        from toxsieve.pipelines.dask_runner import LocalDaskCluster
+
+        cluster = LocalDaskCluster(args.dask_local)
+        with cluster as address:
+            return run(args.input, args.output, cfg, beam_args=[*beam_args, "--runner", "DaskRunner",
+                                                                 "--dask_client_address", address],
+                       overwrite=args.overwrite, run_id=args.run_id, argv=["toxsieve", *argv])
+    except (ImportError, ValueError) as exc:
+        raise RunError(str(exc)) from exc
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import DEFAULT_ROUTE, Route, ToxicityConfig, route_of
 from toxsieve.pipelines.document import Document
 from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band, mark_unsupported, toxic_score
-from toxsieve.pipelines.transforms import SplitRemovals, count_removal
+from toxsieve.pipelines.transforms import SplitRemovals, count_removal, inner_tally
 
 
 def is_hf_model_dir(spec: str | None) -> bool:
@@ -368,11 +368,9 @@ class ScoreWithModel(beam.PTransform):
             scored = (docs | "NoFastScore" >> beam.Map(lambda d: (d, None))
                       | "Checkpoint" >> ScoreWithCheckpoint(cfg.model, cfg))
             return scored | SplitRemovals()
-        fast = (
-            docs
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_size)
-            | "FastScore" >> beam.ParDo(_FastScoreFn(cfg))
-        )
+        batches = docs | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_size)
+        self.tallies = [inner_tally(batches, type(self).__name__, "batched", "CountBatched")]
+        fast = batches | "FastScore" >> beam.ParDo(_FastScoreFn(cfg))
         if not cfg.cascade_model:
             return fast | "Decide" >> beam.Map(_decide_fast, cfg=cfg) | SplitRemovals()
         # Cascade: confident fast scores decide now; the uncertain band goes to the checkpoint.

@@ -48,7 +48,7 @@ from toxsieve.pipelines.near_dedup import (
     small_star,
     verify_candidates,
 )
-from toxsieve.pipelines.transforms import SplitRemovals, count_removal
+from toxsieve.pipelines.transforms import SplitRemovals, count_removal, inner_tally
 from toxsieve.schemas import Stage
 
 Split = tuple[beam.PCollection, beam.PCollection]
@@ -279,11 +279,9 @@ class DropNearDuplicates(beam.PTransform):
 
     def expand(self, docs: beam.PCollection) -> Split:
         cfg = self.cfg
-        sketched = (
-            docs
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
-            | "Sketch" >> beam.ParDo(_SketchFn(cfg))
-        )
+        batches = docs | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
+        self.tallies = [inner_tally(batches, type(self).__name__, "batched", "CountBatched")]
+        sketched = batches | "Sketch" >> beam.ParDo(_SketchFn(cfg))
         candidates = (
             sketched
             | "BandKeys" >> beam.FlatMap(lambda s: [(key, s[0]) for key in s[2]])

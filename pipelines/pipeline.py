@@ -15,6 +15,7 @@ from toxsieve.pipelines.near_dedup_beam import DropNearDuplicates
 from toxsieve.pipelines.outputs import audit_row, curated_row, dead_letter_row, metadata_row
 from toxsieve.pipelines.stages.apply import declared_stages
 from toxsieve.pipelines.transforms import (
+    STAGE_KEY,
     ApplyUrlBlocklists,
     ApplyWordBlocklists,
     ComputeStats,
@@ -66,9 +67,15 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
     docs, dead_letters = records | "SplitDeadLetters" >> SplitDeadLetters()
     docs, removed_at_read = docs | "SplitReadRemovals" >> SplitRemovals()
     removed = [removed_at_read]
+    tallies = []  # (key, n) from the data: every stage's in, kept and removed, and its inner counts
     for stage in stages(cfg):
-        docs, dropped = docs | stage.__class__.__name__ >> stage
+        name = stage.__class__.__name__
+        tallies.append(docs | f"Count{name}In" >> beam.Map(_tally, f"{STAGE_KEY}/{name}/in"))
+        docs, dropped = docs | name >> stage
         removed.append(dropped)
+        tallies += [docs | f"Count{name}Kept" >> beam.Map(_tally, f"{STAGE_KEY}/{name}/kept"),
+                    dropped | f"Count{name}Removed" >> beam.Map(_tally, f"{STAGE_KEY}/{name}/removed"),
+                    *getattr(stage, "tallies", [])]
     removed_all = removed | "AllRemoved" >> beam.Flatten()
 
     # Metadata rows are made next to where each decision became final, so only the small rows
@@ -96,8 +103,13 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
         "dead_letters": dead_letters,
         "read": records,
         **{f"files_{k}": v for k, v in files.items()},
+        **{f"tally_{i}": t for i, t in enumerate(tallies)},
     } | "ComputeStats" >> ComputeStats(FileSystems.join(out, COUNTS_FILE), cfg.toxicity.threshold_for)
 
 
 def _identity(row: dict) -> dict:
     return row
+
+
+def _tally(_: object, key: str) -> tuple[str, int]:
+    return key, 1

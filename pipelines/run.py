@@ -32,6 +32,7 @@ from toxsieve.pipelines.inference import is_hf_model_dir
 from toxsieve.pipelines.lock import LOCK_FILE, OutputLockedError, output_lock
 from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
+from toxsieve.pipelines.transforms import stage_balance_checks
 from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
 from toxsieve.schemas.enums import REASONS_BY_STAGE
 
@@ -109,6 +110,9 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return options
 
 
+DASK_RUNNER_NAMES = ("DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner")
+
+
 def make_runner(options: PipelineOptions) -> Any:
     """The runner to use. The DirectRunner would first try Beam's PrismRunner, which downloads a
     binary (impossible offline); toxsieve runs the DirectRunner's own engine (FnApiRunner) instead.
@@ -118,6 +122,12 @@ def make_runner(options: PipelineOptions) -> Any:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner()
+    if name in DASK_RUNNER_NAMES:  # Beam's short name is not registered, and 2.77 loses elements (docs/dask.md)
+        try:
+            from toxsieve.pipelines.dask_runner import DaskRunner
+        except ImportError as exc:
+            raise RunError(f"--runner {name} needs dask and distributed: pip install 'toxsieve[dask]'") from exc
+        return DaskRunner()
     return name
 
 
@@ -139,6 +149,9 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
 
         options = pipeline_options(beam_args or [])
         runner = make_runner(options)
+        if type(runner).__name__ == "DaskRunner":  # workers run elsewhere: local paths must not be relative
+            files = [(_absolute(path), size) for path, size in files]
+            output = _absolute(output)
         if not isinstance(runner, str):
             check_local_device(cfg)
         _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
@@ -221,6 +234,7 @@ def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
         "kept rows == kept decisions": rows["kept"] == counts.get("decision/kept", 0),
         "removed rows == removed decisions": rows["removed"] == counts.get("decision/removed", 0),
     }
+    checks.update(stage_balance_checks(counts))  # a stage that lost elements inside itself fails here
     stats: dict[str, Any] = {
         "run_id": run_id,
         "wall_time_s": round(wall_s, 3),
@@ -407,6 +421,10 @@ def used_list_files(cfg: Config) -> list[Path]:
         )
     except FileNotFoundError as exc:
         raise RunError(str(exc)) from exc
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else str(Path(path).absolute())
 
 
 def _display_path(path: Path) -> str:

@@ -344,6 +344,7 @@ class ComputeStats(beam.PTransform):
         for name in ("kept", "metadata", "removed", "dead_letter"):
             keyed.append(pcolls[f"files_{name}"] | f"Written{name}" >> beam.Map(lambda f, n=name: (f"written/{n}", f[1])))
             keyed.append(pcolls[f"files_{name}"] | f"Files{name}" >> beam.Map(lambda f, n=name: (f"files/{n}", 1)))
+        keyed += [pcolls[k] for k in sorted(pcolls) if k.startswith("tally_")]  # per-stage counts
         path = self.path
         return (
             keyed
@@ -352,6 +353,30 @@ class ComputeStats(beam.PTransform):
             | "One" >> beam.combiners.ToList()
             | "WriteCounts" >> beam.Map(lambda kv: _write_json(path, dict(sorted(kv))))
         )
+
+
+STAGE_KEY = "stage"  # _counts.json keys stage/<Stage>/in|kept|removed|inner/<what>
+
+
+def inner_tally(pcoll: beam.PCollection, stage: str, what: str, label: str) -> beam.PCollection:
+    """(key, n) per batch inside a stage: ``stage/<Stage>/inner/<what>`` must equal the stage's input.
+    Counted from what reached that step (a batch's length), so a runner that loses elements between
+    the stage's input and that step fails the run."""
+    key = f"{STAGE_KEY}/{stage}/inner/{what}"
+    return pcoll | label >> beam.Map(lambda batch: (key, len(batch)))
+
+
+def stage_balance_checks(counts: dict[str, int]) -> dict[str, bool]:
+    """Per stage, from the data: in == kept + removed, and every inner count == in."""
+    checks: dict[str, bool] = {}
+    names = sorted({k.split("/")[1] for k in counts if k.startswith(STAGE_KEY + "/")})
+    for name in names:
+        n_in = counts.get(f"{STAGE_KEY}/{name}/in", 0)
+        kept, removed = counts.get(f"{STAGE_KEY}/{name}/kept", 0), counts.get(f"{STAGE_KEY}/{name}/removed", 0)
+        checks[f"{name}: in == kept + removed"] = n_in == kept + removed
+        for key in sorted(k for k in counts if k.startswith(f"{STAGE_KEY}/{name}/inner/")):
+            checks[f"{name}: {key.rsplit('/', 1)[1]} == in"] = counts[key] == n_in
+    return checks
 
 
 def _write_json(path: str, obj: dict[str, Any]) -> str:
