@@ -324,7 +324,10 @@ class ScoreToxicity(beam.PTransform):
         if all(not is_hf_model_dir(model) and not cascade for model, cascade in routes.values()):
             # In-process models only: one DoFn picks each document's model (no branches to merge:
             # a Flatten of texts would be materialised by Beam's local runner).
-            return docs | "ByLanguage" >> ScoreWithModel(cfg, self.batch_size)
+            scorer = ScoreWithModel(cfg, self.batch_size, tally_stage=type(self).__name__)
+            scored = docs | "ByLanguage" >> scorer
+            self.tallies = scorer.tallies  # every document reaches the batching step: batched == in
+            return scored
         groups: dict[Route, list[str]] = {}
         for lang, route in routes.items():
             groups.setdefault(route, []).append(lang)
@@ -357,10 +360,14 @@ class ScoreWithModel(beam.PTransform):
     """Toxicity scores on every document with one model (or cascade); remove at or above the
     threshold in filter mode."""
 
-    def __init__(self, cfg: ToxicityConfig, batch_size: int = 64) -> None:
+    def __init__(self, cfg: ToxicityConfig, batch_size: int = 64, tally_stage: str | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.batch_size = batch_size
+        # the stage whose input every document here is (stats: "<stage>: batched == in"); None when
+        # this is one routed branch of several, which sees only part of the stage's input
+        self.tally_stage = tally_stage
+        self.tallies: list[beam.PCollection] = []
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         cfg = self.cfg
@@ -369,7 +376,8 @@ class ScoreWithModel(beam.PTransform):
                       | "Checkpoint" >> ScoreWithCheckpoint(cfg.model, cfg))
             return scored | SplitRemovals()
         batches = docs | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_size)
-        self.tallies = [inner_tally(batches, type(self).__name__, "batched", "CountBatched")]
+        if self.tally_stage:
+            self.tallies = [inner_tally(batches, self.tally_stage, "batched", "CountBatched")]
         fast = batches | "FastScore" >> beam.ParDo(_FastScoreFn(cfg))
         if not cfg.cascade_model:
             return fast | "Decide" >> beam.Map(_decide_fast, cfg=cfg) | SplitRemovals()

@@ -134,7 +134,9 @@ def test_planted_near_duplicates_on_dask_equal_local(tmp_path: Path, dask_schedu
             for doc_id in ids[part::3]:
                 fh.write(json.dumps({"id": doc_id, "text": corpus.docs[doc_id]}) + "\n")
     config = tmp_path / "config.yaml"
-    config.write_text("language:\n  min_score: 0.0\n")  # the synthetic words are no known language
+    # the synthetic words are no known language, and no prose for the web-page quality rules either
+    config.write_text("language:\n  min_score: 0.0\nquality:\n  length: {enabled: false}\n"
+                      "  gopher_quality: {enabled: false}\n")
     inputs = [str(data / "*.jsonl")]
     local = _run(tmp_path / "local", inputs, config, [])
     dask = _run(tmp_path / "dask", inputs, config, ["--runner", "DaskRunner", "--dask_client_address", dask_scheduler])
