@@ -133,7 +133,7 @@ _MASK_USER = re.compile(r"(?i:<user>)|(?<![\w@])USER(?!\w)")  # @user / @USER ar
 _MASK_OTHER = re.compile(r"(?<![\w@])HASHTAG(?!\w)|<LF>|\|LBR\|")
 # CJK ideographs, kana and Hangul syllables: written without spaces, so each becomes a token
 # (word bigrams then are character bigrams, char n-grams stay inside one character).
-_CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+_CJK = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
 PREPROCESS_VERSIONS = ("v1", "v2")
 
 
@@ -149,13 +149,10 @@ def normalise_masks(text: str) -> str:
     return text
 
 
-def _space_run(match: re.Match[str]) -> str:
-    return " " + "  ".join(match.group()) + " "  # " a  b " for "ab": a space each side of each character
-
-
 def space_cjk(text: str) -> str:
     """A space around every CJK character, so whitespace tokenisation and word chunking see characters."""
-    return _CJK_RUN.sub(_space_run, text) if not text.isascii() else text
+    # splitting on each (captured) character and joining with spaces puts a space each side of it
+    return " ".join(_CJK.split(text)) if not text.isascii() else text
 
 
 def preprocess_v2(text: str) -> str:

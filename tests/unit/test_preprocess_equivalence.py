@@ -196,7 +196,7 @@ def test_squash_repeats_is_the_repeat_regex() -> None:
 
 def test_real_texts_and_their_chunks_preprocess_exactly_as_before(real_texts: list[str]) -> None:
     assert len(real_texts) > 3000
-    assert any(ft._CJK_RUN.search(t) for t in real_texts)  # the multilingual rows reach the CJK path
+    assert any(ft._CJK.search(t) for t in real_texts)  # the multilingual rows reach the CJK path
     for text in real_texts:
         assert ft.normalise_masks(text) == _reference_normalise_masks(text)
         spaced = ft.space_cjk(text)  # what prepare_for_chunking gives a v2 model
