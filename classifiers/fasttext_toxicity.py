@@ -42,7 +42,8 @@ _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)+/\S*", re.IGNORE
 _WWW = re.compile(r"[wW][wW][wW]\.")
 _DOTTED_PATH = re.compile(r"\.[\w-]+/")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
-_USER = re.compile(r"(?<![\w@])@\w+")
+# (?<![\w@])@\w+, written to start with the "@" (then neither a word character nor "@" before it)
+_USER = re.compile(r"@(?<![\w@].)\w+")
 # Wikipedia talk-page signatures and user links: a source artefact, not a signal of toxicity.
 _WIKI_USER = re.compile(r"\[\[\s*user(?:[ _]talk)?\s*:[^\]]*\]\]", re.IGNORECASE)
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
@@ -96,8 +97,11 @@ def _preprocess_lines(text: str) -> str:
         text = _WIKI_INDENT.sub(" ", text)
     if ("/" in text and ("://" in text or _DOTTED_PATH.search(text))) or _WWW.search(text):
         text = _URL.sub(" xxurl ", text)
-    if "@" in text:
-        text = _USER.sub(" xxuser ", _EMAIL.sub(" xxemail ", text))
+    at = text.find("@")
+    if at >= 0:
+        if text.find(".", at) >= 0:  # an e-mail address has a "." after its "@"
+            text = _EMAIL.sub(" xxemail ", text)
+        text = _USER.sub(" xxuser ", text)
     has_digit = _DIGIT.search(text) is not None
     if has_digit and _IP_HINT.search(text):
         text = _IP.sub(" xxip ", text)
@@ -142,9 +146,13 @@ def normalise_masks(text: str) -> str:
     ``<LF>``, ``|LBR|``) as a real link / mention / line break; real text is left alone."""
     if "HASHTAG" in text or "<LF>" in text or "|LBR|" in text:
         text = _MASK_OTHER.sub(" ", text)
-    if "URL" in text or "@" in text or "<" in text:  # each alternative of _MASK_URL needs one of them
+    # each alternative of a mask pattern needs its upper-case word, or "@url" / "<url>" / "<user>" in
+    # some case (under re.IGNORECASE only ASCII letters match u, r, l, e, and "ſ" s: casefold() maps them all)
+    lowered = text.casefold() if "@" in text or "<" in text else ""
+    if "URL" in text or "@url" in lowered or "<url>" in lowered:
         text = _MASK_URL.sub(" http://xx ", text)
-    if "USER" in text or "<" in text:
+        lowered = text.casefold() if "<" in text else ""
+    if "USER" in text or "<user>" in lowered:
         text = _MASK_USER.sub(" @xx ", text)
     return text
 

@@ -110,7 +110,7 @@ def _reference_preprocess_v2(text: str) -> str:
 _FRAGMENTS = [
     "http://", "https://", "HTTPS://", "www.", "WwW.", "wWw.x", "example.com/", "a.b/c", ".x/", "://",
     "@", "@bob", "a@b.cd", "x.y+z@host-1.org.", "@url", "@URL", "<url>", "<URL>", "URL", "url", "<user>",
-    "USER", "@USER", "user", "HASHTAG", "<LF>", "|LBR|", "[[", "]]", "[[User:Foo|Foo]]", "[[ user talk : x]]",
+    "USER", "@USER", "user", "<uſer>", "<UseR>", "@Url", "a@b", "@@x", "x@y", "HASHTAG", "<LF>", "|LBR|", "[[", "]]", "[[User:Foo|Foo]]", "[[ user talk : x]]",
     "{{", "}}", "==", "===", "''", "'''", ":::", "\n:", "\n ::", "1.2.3.4", "66.249.1.1", "12:30", "-3,5",
     "+7/8", "3rd", "sh1t", "١٢٣", "٣.٤", "!!!", "...", "aaa", "ooooo", "   ", "\t", "\r\n", "\x0b", "\x0c",
     "\x1c", "\x85", "\xa0", "\u2003", "\u2028", "\u3000", "\x00", "\x07", "\x1b", "\x7f", "\x9f", "\u200b",
@@ -128,6 +128,7 @@ _texts = st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=6),
 @example("Hello @bob, see https://example.com/a?b=1 NOW!!!!")
 @example(":::Reply\n== Heading ==\n[[User:Foo|Foo]]")
 @example("a\u200b  b\x00\tc")
+@example("<uſer> and <URL> and @Url. mail a@b.c @@d")
 def test_preprocess_equals_the_reference(text: str) -> None:
     assert ft.preprocess(text) == _reference_preprocess(text)
     assert ft.preprocess_v2(text) == _reference_preprocess_v2(text)
