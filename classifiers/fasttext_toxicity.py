@@ -29,26 +29,47 @@ DEFAULT_THRESHOLD = 0.9
 _CLEAN_LABEL_NAMES = frozenset({"non_toxic", "not_toxic", "clean", "neither", "other", "nohate", "0", "none"})
 
 # --- preprocessing (shared by training and prediction) --------------------------------------
+# The shipped models were trained on exactly the token stream these passes produce, so the output
+# must never change: tests/unit/test_preprocess_equivalence.py holds the original implementation and
+# checks this one against it (Hypothesis and real texts). What makes this one 3-4x faster
+# (bench/toxicity_preprocess_bench.py): a rare pass runs only when a character it needs is present
+# (`in` on a str is a memchr-speed scan, a regex is a match tried at every position); patterns
+# start with a character class, which the regex engine scans for quickly; the control and
+# whitespace passes are one; the two punctuation passes are one split (no per-match template
+# expansion); repeats are squashed with array operations, only when a character occurs 3x in a row.
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)+/\S*", re.IGNORECASE)
+# Necessary for a _URL match: "www." (any case: only w/W fold to w) or, with a "/", "://" or ".word/".
+_WWW = re.compile(r"[wW][wW][wW]\.")
+_DOTTED_PATH = re.compile(r"\.[\w-]+/")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
-_USER = re.compile(r"(?<![\w@])@\w+")
+# (?<![\w@])@\w+, written to start with the "@" (then neither a word character nor "@" before it)
+_USER = re.compile(r"@(?<![\w@].)\w+")
 # Wikipedia talk-page signatures and user links: a source artefact, not a signal of toxicity.
 _WIKI_USER = re.compile(r"\[\[\s*user(?:[ _]talk)?\s*:[^\]]*\]\]", re.IGNORECASE)
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
-# A stand-alone number (digits inside a word, as in "sh1t", are kept: obfuscation is a signal).
-_NUMBER = re.compile(r"(?<!\w)[-+]?\d+(?:[.,:/]\d+)*(?!\w)")
-# Three or more of the same character -> two ("stuuuupid" -> "stuupid", "!!!!" -> "!!").
-_REPEAT = re.compile(r"(.)\1{2,}", re.DOTALL)
+_IP_HINT = re.compile(r"\d\.\d{1,3}\.\d")  # in every _IP match
+_DIGIT = re.compile(r"\d")
+_TRIPLE = re.compile(r"(.)\1\1", re.DOTALL)  # a character three times in a row: what squashing changes
+# A stand-alone number (digits inside a word, as in "sh1t", are kept: obfuscation is a signal):
+# (?<!\w)[-+]?\d+(?:[.,:/]\d+)*(?!\w), written to start with a character class (the first sign
+# or digit; then no word character before it), which the regex engine scans for quickly.
+_NUMBER = re.compile(r"[-+\d](?<!\w.)(?:(?<=[-+])\d+|(?<=\d)\d*)(?:[.,:/]\d+)*(?!\w)")
 # Punctuation at the edges of a word becomes its own token ("idiot!" -> "idiot !"); punctuation
-# inside a word stays ("f*ck", "don't").
-_TRAILING_PUNCT = re.compile(r"(?<=\w)([^\w\s<>]+)(?=\s|$)")
-_LEADING_PUNCT = re.compile(r"(?:(?<=\s)|^)([^\w\s<>]+)(?=\w)")
+# inside a word stays ("f*ck", "don't"). A run of punctuation that ends a token after a word
+# character, or starts a token (the text gets a leading space) before a word character. The
+# pattern starts with a character class, which the regex engine scans for quickly; splitting on it
+# and joining with spaces puts a space on both sides of each run (the extra one is whitespace
+# next to whitespace, gone after the final normalisation).
+_EDGE_PUNCT = re.compile(r"([^\w\s<>](?:(?<=\w.)[^\w\s<>]*(?=\s|\Z)|(?<=\s.)[^\w\s<>]*(?=\w)))")
 # Wiki markup: headings, bold/italic quotes, link and template brackets; then indentation colons.
 _WIKI_MARKUP = re.compile(r"={2,}|'{2,}|\[\[|\]\]|\{\{|\}\}")
 _WIKI_INDENT = re.compile(r"^ *:+", re.MULTILINE)
-# Control and zero-width characters that are not whitespace (whitespace is handled by _SPACE).
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200f\u2060\ufeff]")
-_SPACE = re.compile(r"[^\S\n]+")  # any whitespace but newline
+# Control and zero-width characters (\x00-\x08 \x0e-\x1b \x7f-\x84 \x86-\x9f \u200b-\u200f \u2060
+# \ufeff) and runs of whitespace but newline: each run becomes one space (a lone space is left as
+# it is: no match). All of them are non-printable, so a text whose only non-printable character is
+# the newline and without two spaces in a row has none.
+_CONTROL_OR_SPACE_CLASS = "[\x00-\x09\x0b-\x1f \x7f-\xa0\u1680\u2000-\u200f\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]"
+_CONTROL_OR_SPACE = re.compile(_CONTROL_OR_SPACE_CLASS + "(?:" + _CONTROL_OR_SPACE_CLASS + "+|(?<! ))")
 
 
 def preprocess(text: str) -> str:
@@ -60,20 +81,51 @@ def preprocess(text: str) -> str:
     repeated three or more times are squashed to two; wiki markup is dropped; newlines, tabs and
     control characters become spaces. Idempotent.
     """
+    return " ".join(_preprocess_lines(text).split())
+
+
+def _preprocess_lines(text: str) -> str:
+    """``preprocess`` before its final whitespace normalisation (runs of whitespace are still there)."""
     text = unicodedata.normalize("NFKC", text)
-    text = _SPACE.sub(" ", _CONTROL.sub(" ", text))
-    text = _WIKI_USER.sub(" xxuser ", text)
-    text = _WIKI_INDENT.sub(" ", _WIKI_MARKUP.sub(" ", text))
-    text = _URL.sub(" xxurl ", text)
-    text = _EMAIL.sub(" xxemail ", text)
-    text = _USER.sub(" xxuser ", text)
-    text = _IP.sub(" xxip ", text)
+    if "  " in text or not text.replace("\n", " ").isprintable():
+        text = _CONTROL_OR_SPACE.sub(" ", text)
+    if "[[" in text:
+        text = _WIKI_USER.sub(" xxuser ", text)
+    if "==" in text or "''" in text or "[[" in text or "]]" in text or "{{" in text or "}}" in text:
+        text = _WIKI_MARKUP.sub(" ", text)
+    if ":" in text:
+        text = _WIKI_INDENT.sub(" ", text)
+    if ("/" in text and ("://" in text or _DOTTED_PATH.search(text))) or _WWW.search(text):
+        text = _URL.sub(" xxurl ", text)
+    at = text.find("@")
+    if at >= 0:
+        if text.find(".", at) >= 0:  # an e-mail address has a "." after its "@"
+            text = _EMAIL.sub(" xxemail ", text)
+        text = _USER.sub(" xxuser ", text)
+    has_digit = _DIGIT.search(text) is not None
+    if has_digit and _IP_HINT.search(text):
+        text = _IP.sub(" xxip ", text)
     text = text.lower()
-    text = _NUMBER.sub(" xxnum ", text)
-    text = _REPEAT.sub(r"\1\1", text)
-    text = _TRAILING_PUNCT.sub(r" \1", text)
-    text = _LEADING_PUNCT.sub(r"\1 ", text)
-    return " ".join(text.split())
+    if has_digit:
+        text = _NUMBER.sub(" xxnum ", text)
+    text = _squash_repeats(text)
+    return " ".join(_EDGE_PUNCT.split(" " + text))
+
+
+def _squash_repeats(text: str) -> str:
+    """Three or more of the same character -> two ("stuuuupid" -> "stuupid", "!!!!" -> "!!"): what
+    ``re.sub(r"(.)\\1{2,}", r"\\1\\1", text, flags=re.DOTALL)`` does, as array operations on the
+    code points (a character is dropped when the two before it are the same character)."""
+    if _TRIPLE.search(text) is None:  # most texts: a search is cheaper than the arrays
+        return text
+    ascii_ = text.isascii()
+    encoding = "ascii" if ascii_ else "utf-32-le"
+    codes = np.frombuffer(text.encode(encoding, "surrogatepass"), dtype=np.uint8 if ascii_ else np.uint32)
+    same = codes[1:] == codes[:-1]
+    third = same[1:] & same[:-1]  # third[i]: character i + 2 repeats the two before it
+    keep = np.ones(len(codes), dtype=bool)
+    keep[2:] = ~third
+    return codes[keep].tobytes().decode(encoding, "surrogatepass")
 
 
 # --- preprocessing v2 (the per-language models) -------------------------------------------------
@@ -92,19 +144,28 @@ PREPROCESS_VERSIONS = ("v1", "v2")
 def normalise_masks(text: str) -> str:
     """Source masking tokens (``@url``, ``<url>``, ``URL``, ``<user>``, ``@USER``, ``USER``, ``HASHTAG``,
     ``<LF>``, ``|LBR|``) as a real link / mention / line break; real text is left alone."""
-    text = _MASK_OTHER.sub(" ", text)
-    text = _MASK_URL.sub(" http://xx ", text)
-    return _MASK_USER.sub(" @xx ", text)
+    if "HASHTAG" in text or "<LF>" in text or "|LBR|" in text:
+        text = _MASK_OTHER.sub(" ", text)
+    # each alternative of a mask pattern needs its upper-case word, or "@url" / "<url>" / "<user>" in
+    # some case (under re.IGNORECASE only ASCII letters match u, r, l, e, and "ſ" s: casefold() maps them all)
+    lowered = text.casefold() if "@" in text or "<" in text else ""
+    if "URL" in text or "@url" in lowered or "<url>" in lowered:
+        text = _MASK_URL.sub(" http://xx ", text)
+        lowered = text.casefold() if "<" in text else ""
+    if "USER" in text or "<user>" in lowered:
+        text = _MASK_USER.sub(" @xx ", text)
+    return text
 
 
 def space_cjk(text: str) -> str:
     """A space around every CJK character, so whitespace tokenisation and word chunking see characters."""
-    return _CJK.sub(r" \1 ", text) if not text.isascii() else text
+    # splitting on each (captured) character and joining with spaces puts a space each side of it
+    return " ".join(_CJK.split(text)) if not text.isascii() else text
 
 
 def preprocess_v2(text: str) -> str:
     """``preprocess`` after ``normalise_masks``, with CJK characters as tokens. Idempotent."""
-    return " ".join(space_cjk(preprocess(normalise_masks(text))).split())
+    return " ".join(space_cjk(_preprocess_lines(normalise_masks(text))).split())
 
 
 PREPROCESSORS = {"v1": preprocess, "v2": preprocess_v2}

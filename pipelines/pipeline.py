@@ -9,6 +9,7 @@ from functools import partial
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.inference import ScoreToxicity
 from toxsieve.pipelines.near_dedup_beam import DropNearDuplicates
@@ -63,7 +64,7 @@ def stages(cfg: Config) -> list[beam.PTransform]:
 def curate(p: beam.Pipeline, spec: RunSpec) -> None:
     cfg, out = spec.config, spec.output
 
-    records = p | "ReadCrawlShards" >> ReadCrawlShards(spec.inputs, cfg.input)
+    records = p | "ReadCrawlShards" >> ReadCrawlShards(spec.inputs, cfg.input, progress.progress_dir(spec.output))
     docs, dead_letters = records | "SplitDeadLetters" >> SplitDeadLetters()
     docs, removed_at_read = docs | "SplitReadRemovals" >> SplitRemovals()
     removed = [removed_at_read]

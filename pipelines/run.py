@@ -88,7 +88,8 @@ def prepare_output(output: str, overwrite: bool) -> None:
         return
     if not overwrite:
         raise RunError(f"output directory {output} is not empty; pass --overwrite to replace a previous run")
-    ours = {FileSystems.join(output, name) for name in (*OUTPUT_DIRS, STATS_FILE, MANIFEST_FILE, COUNTS_FILE)}
+    ours = {FileSystems.join(output, name)
+            for name in (*OUTPUT_DIRS, STATS_FILE, MANIFEST_FILE, COUNTS_FILE, progress.PROGRESS_DIR)}
     foreign = [p for p in existing if not any(p == o or p.startswith(o + "/") for o in ours)]
     if foreign:
         raise RunError(f"output directory {output} holds files that are not a toxsieve run "
@@ -158,8 +159,12 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
                      _human_bytes(sum(s for _, s in files)), output)
         spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id,
                        input_bytes=sum(size for _, size in files))
-        with beam.Pipeline(runner=runner, options=options) as p:
-            curate(p, spec)
+        markers = progress.progress_dir(output)
+        with progress.RunProgress(files, markers, cfg.run.progress_interval_s) as run_progress:
+            with beam.Pipeline(runner=runner, options=options) as p:
+                curate(p, spec)
+        run_progress.report()  # the last line: every file read, what the run does now
+        progress.remove_markers(markers)
         wall = time.time() - started
 
         stats = finalize_stats(output, run_id, wall)

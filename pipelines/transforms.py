@@ -81,8 +81,9 @@ class PerDocumentStage(beam.PTransform):
 
 
 class _ReadShardFn(beam.DoFn):
-    def __init__(self, cfg: InputConfig) -> None:
+    def __init__(self, cfg: InputConfig, progress_dir: str | None = None) -> None:
         self.cfg = cfg
+        self.progress_dir = progress_dir  # where a finished file is marked for the run-wide progress line
 
     def process(self, readable: fileio.ReadableFile) -> Iterator[Document | DeadLetter]:
         path = readable.metadata.path
@@ -91,6 +92,7 @@ class _ReadShardFn(beam.DoFn):
             stream = readable.open(compression_type="uncompressed")
         except Exception as exc:  # noqa: BLE001 - an unreadable file is a dead letter, not a crash
             yield DeadLetter(path, 0, fmt, type(exc).__name__, f"cannot open shard: {exc}")
+            self._mark_done(path)
             return
         with stream:
             for record in read_shard(stream, path, fmt, self.cfg):
@@ -100,15 +102,21 @@ class _ReadShardFn(beam.DoFn):
                 else:
                     Metrics.counter("read", "documents").inc()
                 yield record
+        self._mark_done(path)
+
+    def _mark_done(self, path: str) -> None:
+        if self.progress_dir is not None:
+            progress.mark_file_done(self.progress_dir, path)
 
 
 class ReadCrawlShards(beam.PTransform):
     """Every record of every matched shard as a Document or a DeadLetter (then split)."""
 
-    def __init__(self, patterns: list[str], cfg: InputConfig) -> None:
+    def __init__(self, patterns: list[str], cfg: InputConfig, progress_dir: str | None = None) -> None:
         super().__init__()
         self.patterns = patterns
         self.cfg = cfg
+        self.progress_dir = progress_dir
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         return (
@@ -116,7 +124,7 @@ class ReadCrawlShards(beam.PTransform):
             | "Patterns" >> beam.Create(sorted(set(self.patterns)))
             | "MatchFiles" >> fileio.MatchAll()
             | "ReadMatches" >> fileio.ReadMatches()
-            | "ReadShards" >> beam.ParDo(_ReadShardFn(self.cfg))
+            | "ReadShards" >> beam.ParDo(_ReadShardFn(self.cfg, self.progress_dir))
             # One shard is read by one worker; spread its records before the heavy stages. The
             # shuffle is keyed by doc_id (not at random) so that documents sharing an id meet and
             # all but the first in source order are renamed (pipelines/doc_ids.py): no extra shuffle.
