@@ -31,6 +31,7 @@ class InputConfig:
     url_field: str = "url"
     date_field: str | None = None
     max_record_bytes: int = 20_000_000  # larger records are dead-lettered, not loaded
+    base: str | None = None  # --input-list: base of relative entries (default: the list's directory)
 
     def validate(self) -> None:
         _choice("input.format", self.format, INPUT_FORMATS)
