@@ -69,3 +69,15 @@ def test_gs_output_without_the_gcp_extra_exits_2(tmp_path: Path, capsys: pytest.
     assert "toxsieve[gcp]" in err and "Traceback" not in err
     assert main(_argv(tmp_path / "o", "--input", "s3://commoncrawl/crawl-data/x.warc.gz")) == 2
     assert "toxsieve[aws]" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_flex_template_launcher_runs_toxsieve_with_its_parameters(tmp_path: Path) -> None:
+    from toxsieve.pipelines.flex_template import main as launcher
+
+    listing = tmp_path / "paths.txt"
+    listing.write_text(str(CRAWL / "whirlwind_cc2024" / "whirlwind.warc.wet.gz") + "\n")
+    out = tmp_path / "flex"
+    assert launcher([f"--input_list={listing}", f"--output={out}", f"--config={DEMO_CONFIG}", "--run_id=flex-1",
+                     "--overwrite=false", "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run_id"] == "flex-1" and manifest["summary"]["read"] > 0
