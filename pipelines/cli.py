@@ -9,6 +9,7 @@ import sys
 from toxsieve.classifiers.langid import ModelNotFoundError
 from toxsieve.pipelines.cli_models import MODEL_COMMANDS, add_model_commands, run_model_command
 from toxsieve.pipelines.config import ConfigError, default_config_yaml, load_config, parse_language_thresholds
+from toxsieve.pipelines.input_lists import InputListError, read_path_list
 from toxsieve.pipelines.readers import UnknownFormatError
 
 
@@ -22,8 +23,13 @@ def _parser() -> argparse.ArgumentParser:
                     "(e.g. --runner DataflowRunner --project ... or --direct_num_workers 2 "
                     "--direct_running_mode multi_processing).",
     )
-    run.add_argument("--input", action="append", required=True, metavar="PATH_OR_GLOB",
+    run.add_argument("--input", action="append", default=[], metavar="PATH_OR_GLOB",
                      help="a shard or glob (local, gs://, s3:// ...); repeatable")
+    run.add_argument("--input-list", action="append", default=[], metavar="FILE",
+                     help="a file of shard paths, one a line, plain or .gz (e.g. Common Crawl's wet.paths.gz); "
+                          "# comments and blank lines skipped; repeatable")
+    run.add_argument("--input-base", metavar="DIR_OR_URL", help="base for relative paths in --input-list "
+                     "(default: config input.base, else the list's own directory; e.g. s3://commoncrawl/)")
     run.add_argument("--output", required=True, metavar="DIR", help="output directory")
     run.add_argument("--config", metavar="FILE", help="YAML config (see `toxsieve config`)")
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of a previous run in DIR")
@@ -127,15 +133,24 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config)
+        args.input = [*args.input, *_listed_inputs(args, cfg)]
         if args.dask_local is not None:
             result = _run_on_local_dask(args, cfg, beam_args, argv)
         else:
             result = run(args.input, args.output, cfg, beam_args=beam_args, overwrite=args.overwrite,
                          run_id=args.run_id, argv=["toxsieve", *argv])
-    except (ConfigError, RunError, ModelNotFoundError, UnknownFormatError) as exc:
+    except (ConfigError, RunError, ModelNotFoundError, UnknownFormatError, InputListError) as exc:
         return _fail(exc)
     print_summary(result.stats, result.output)
     return 0
+
+
+def _listed_inputs(args: argparse.Namespace, cfg: object) -> list[str]:
+    """The paths of every --input-list, checked to exist (InputListError names a bad line)."""
+    if not args.input and not args.input_list:
+        raise InputListError("toxsieve run needs --input or --input-list")
+    base = args.input_base if args.input_base is not None else cfg.input.base  # type: ignore[attr-defined]
+    return [path for list_path in args.input_list for path in read_path_list(list_path, base)]
 
 
 def _run_on_local_dask(args: argparse.Namespace, cfg: object, beam_args: list[str], argv: list[str]) -> object:

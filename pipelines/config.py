@@ -31,6 +31,7 @@ class InputConfig:
     url_field: str = "url"
     date_field: str | None = None
     max_record_bytes: int = 20_000_000  # larger records are dead-lettered, not loaded
+    base: str | None = None  # --input-list: base of relative entries (default: the list's directory)
 
     def validate(self) -> None:
         _choice("input.format", self.format, INPUT_FORMATS)
@@ -207,6 +208,26 @@ def route_of(routes: Mapping[str, _R], language: str | None) -> _R | None:
     return routes.get(language or "", routes.get(DEFAULT_ROUTE))
 
 
+_ACCELERATOR_FLAGS = ("install-nvidia-driver", "use_nvidia_mps")
+
+
+def check_accelerator(value: str) -> None:
+    """A Dataflow-style accelerator hint: ``type:T`` first, ``count:N`` (N >= 1), then flags or key:value."""
+    key = "config key 'toxicity.accelerator'"
+    parts = [part.strip() for part in value.split(";")]
+    if not parts[0].startswith("type:") or not parts[0][5:].strip():
+        raise ConfigError(f"{key} must start with type:<accelerator>, e.g. "
+                          f"'type:nvidia-tesla-t4;count:1;install-nvidia-driver'; got {value!r}")
+    for part in parts[1:]:
+        name, colon, arg = part.partition(":")
+        if name == "count":
+            if not (arg.isdigit() and int(arg) >= 1):
+                raise ConfigError(f"{key}: count must be a whole number >= 1; got {part!r} in {value!r}")
+        elif name == "type" or (not colon and part not in _ACCELERATOR_FLAGS) or (colon and not (name and arg)):
+            raise ConfigError(f"{key}: unexpected {part!r} in {value!r} (allowed: count:N, "
+                              f"{', '.join(_ACCELERATOR_FLAGS)}, or key:value)")
+
+
 @dataclass(frozen=True)
 class ToxicityConfig:
     """ScoreToxicity: the shipped fastText model, any local Hugging Face checkpoint, or a cascade."""
@@ -233,6 +254,10 @@ class ToxicityConfig:
     token_budget: int = 16_384  # padded tokens per forward pass
     max_batch_size: int = 256
     share_model_across_processes: bool = False  # one copy per machine (Beam large_model)
+    # Beam accelerator resource hint on the transformer's RunInference step only (fastText, reading and
+    # the rest stay on CPU workers), in Dataflow's form "type:nvidia-tesla-t4;count:1;install-nvidia-driver";
+    # None: no hint. Runners without resource hints ignore it (deploy/README.md, "GPU workers").
+    accelerator: str | None = None
     # cascade: the fast model scores everything; documents whose fast score falls in
     # [cascade_low, cascade_high] go to this model (a checkpoint directory, or "minilm": the shipped
     # MiniLM model, assembled on first use), which decides them at cascade_threshold. Outside the
@@ -281,6 +306,8 @@ class ToxicityConfig:
         _positive("toxicity.max_words", self.max_words)
         _positive("toxicity.token_budget", self.token_budget)
         _positive("toxicity.max_batch_size", self.max_batch_size)
+        if self.accelerator is not None:
+            check_accelerator(self.accelerator)
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"config key 'toxicity.device' must be auto, cpu or cuda[:N]; got {self.device!r}")
         _unit("toxicity.cascade_low", self.cascade_low)

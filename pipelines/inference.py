@@ -244,10 +244,15 @@ class ScoreWithTransformer(beam.PTransform):
         return (
             keyed_docs
             | "Tokenize" >> beam.ParDo(_TokenizeFn(self.path, self.cfg.max_length))
-            | "RunInference" >> RunInference(KeyedModelHandler(handler))
+            | "RunInference" >> _with_accelerator(RunInference(KeyedModelHandler(handler)), self.cfg.accelerator)
             | "ByDocument" >> beam.Map(lambda kv: (kv[0][0], np.asarray(kv[1].inference, dtype=np.float32)))
             | "MaxOverChunks" >> beam.CombinePerKey(_MaxOverChunks())
         )
+
+
+def _with_accelerator(transform: beam.PTransform, accelerator: str | None) -> beam.PTransform:
+    """The transformer's step alone asks for the accelerator (right-fitting: the rest stays on CPU workers)."""
+    return transform.with_resource_hints(accelerator=accelerator) if accelerator else transform
 
 
 class _JoinTransformerScores(beam.DoFn):

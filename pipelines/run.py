@@ -29,6 +29,7 @@ from toxsieve.pipelines import progress
 from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.inference import is_hf_model_dir
+from toxsieve.pipelines.input_lists import InputListError, check_filesystems
 from toxsieve.pipelines.lock import LOCK_FILE, OutputLockedError, output_lock
 from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
@@ -138,6 +139,10 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run_id = run_id or new_run_id()
     output = output.rstrip("/") or output
+    try:  # a gs:// or s3:// location without its extra: a clear error, not a traceback in the job
+        check_filesystems([output, *inputs])
+    except InputListError as exc:
+        raise RunError(str(exc)) from exc
     check_output_path(output)
     files = match_inputs(inputs, cfg)
     cfg = resolve_builtin_models(cfg)
