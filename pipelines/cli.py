@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in MODEL_COMMANDS:
         return run_model_command(args)
 
-    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(message)s")
+    # force: a library that logged before this line must not keep its own handler (and defeat --quiet)
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(message)s", force=True)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers:  # Beam warns on the root logger about GCP extras
         handler.addFilter(lambda record: "apitools not found" not in record.getMessage())
