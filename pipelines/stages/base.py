@@ -83,6 +83,17 @@ class DeclaredStage:
         return Removal(Stage(self.name), Reason(reason), score=score, threshold=threshold, matched=matched,
                        detail=detail)
 
+    def first_out_of_bounds(self, signals: Any, rules: tuple[tuple[str, str, float | None, str], ...]) -> Any:
+        """The Removal for the first (reason, signal, bound, "<" or ">") rule the signals break, else None.
+        A rule whose bound is None is off; a signal that is None (not measurable here) breaks nothing."""
+        for reason, name, bound, rel in rules:
+            value = signals[name]
+            if bound is None or value is None or not (value < bound if rel == "<" else value > bound):
+                continue
+            return self.remove(reason, score=float(value), threshold=float(bound), matched=(name,),
+                               detail=f"{name} {value:g} {rel} quality.{self.name} bound {bound:g}")
+        return None
+
 
 # --- config checks (raise the config module's ConfigError, which names the key) -----------------
 

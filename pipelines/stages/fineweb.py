@@ -66,20 +66,12 @@ def score(doc: Any, cfg: FineWebConfig) -> dict[str, Any]:
 
 
 def decide(signals: Mapping[str, Any], cfg: FineWebConfig) -> Any:
-    s = signals
-    rules = (
+    return STAGE.first_out_of_bounds(signals, (
         ("fineweb_line_punct", "line_punct_frac", cfg.min_line_punct_frac, "<"),
         ("fineweb_short_lines", "short_line_frac", cfg.max_short_line_frac, ">"),
         ("fineweb_dup_line_chars", "dup_line_char_frac", cfg.max_dup_line_char_frac, ">"),
         ("fineweb_list_like", "newlines_per_word", cfg.max_newlines_per_word, ">"),
-    )
-    for reason, name, bound, rel in rules:
-        if bound is None:
-            continue
-        if (s[name] < bound) if rel == "<" else (s[name] > bound):
-            return STAGE.remove(reason, score=s[name], threshold=bound, matched=(name,),
-                                detail=f"{name} {s[name]:g} {rel} quality.fineweb bound {bound:g}")
-    return None
+    ))
 
 
 STAGE = DeclaredStage(

@@ -94,35 +94,18 @@ def score(doc: Any, cfg: GopherQualityConfig) -> dict[str, Any]:
 
 
 def decide(signals: Mapping[str, Any], cfg: GopherQualityConfig) -> Any:
-    s = signals
-
-    def out(reason: str, name: str, value: float, bound: float, rel: str) -> Any:
-        return STAGE.remove(reason, score=float(value), threshold=float(bound), matched=(name,),
-                            detail=f"{name} {value:g} {rel} quality.gopher_quality bound {bound:g}")
-
-    if cfg.min_words is not None and s["words"] < cfg.min_words:
-        return out("gopher_word_count", "words", s["words"], cfg.min_words, "<")
-    if cfg.max_words is not None and s["words"] > cfg.max_words:
-        return out("gopher_word_count", "words", s["words"], cfg.max_words, ">")
-    mwl = s["mean_word_length"]
-    if mwl is not None and cfg.min_mean_word_length is not None and mwl < cfg.min_mean_word_length:
-        return out("gopher_mean_word_length", "mean_word_length", mwl, cfg.min_mean_word_length, "<")
-    if mwl is not None and cfg.max_mean_word_length is not None and mwl > cfg.max_mean_word_length:
-        return out("gopher_mean_word_length", "mean_word_length", mwl, cfg.max_mean_word_length, ">")
-    if cfg.max_symbol_word_ratio is not None:
-        for name in ("hash_ratio", "ellipsis_ratio"):
-            if s[name] > cfg.max_symbol_word_ratio:
-                return out("gopher_symbol_ratio", name, s[name], cfg.max_symbol_word_ratio, ">")
-    if cfg.max_bullet_lines_frac is not None and s["bullet_lines_frac"] > cfg.max_bullet_lines_frac:
-        return out("gopher_bullet_lines", "bullet_lines_frac", s["bullet_lines_frac"], cfg.max_bullet_lines_frac, ">")
-    if cfg.max_ellipsis_lines_frac is not None and s["ellipsis_lines_frac"] > cfg.max_ellipsis_lines_frac:
-        return out("gopher_ellipsis_lines", "ellipsis_lines_frac", s["ellipsis_lines_frac"],
-                   cfg.max_ellipsis_lines_frac, ">")
-    if cfg.min_alpha_words_frac is not None and s["alpha_words_frac"] < cfg.min_alpha_words_frac:
-        return out("gopher_alpha_words", "alpha_words_frac", s["alpha_words_frac"], cfg.min_alpha_words_frac, "<")
-    if cfg.min_stop_words is not None and s["stop_words"] is not None and s["stop_words"] < cfg.min_stop_words:
-        return out("gopher_stop_words", "stop_words", s["stop_words"], cfg.min_stop_words, "<")
-    return None
+    return STAGE.first_out_of_bounds(signals, (
+        ("gopher_word_count", "words", cfg.min_words, "<"),
+        ("gopher_word_count", "words", cfg.max_words, ">"),
+        ("gopher_mean_word_length", "mean_word_length", cfg.min_mean_word_length, "<"),
+        ("gopher_mean_word_length", "mean_word_length", cfg.max_mean_word_length, ">"),
+        ("gopher_symbol_ratio", "hash_ratio", cfg.max_symbol_word_ratio, ">"),
+        ("gopher_symbol_ratio", "ellipsis_ratio", cfg.max_symbol_word_ratio, ">"),
+        ("gopher_bullet_lines", "bullet_lines_frac", cfg.max_bullet_lines_frac, ">"),
+        ("gopher_ellipsis_lines", "ellipsis_lines_frac", cfg.max_ellipsis_lines_frac, ">"),
+        ("gopher_alpha_words", "alpha_words_frac", cfg.min_alpha_words_frac, "<"),
+        ("gopher_stop_words", "stop_words", cfg.min_stop_words, "<"),
+    ))
 
 
 STAGE = DeclaredStage(
