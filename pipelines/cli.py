@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, metavar="DIR", help="output directory")
     run.add_argument("--config", metavar="FILE", help="YAML config (see `toxsieve config`)")
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of a previous run in DIR")
+    run.add_argument("--resume", action="store_true", help="finish an interrupted run in DIR: input files it "
+                     "staged completely are not read again (same config and inputs required)")
+    run.add_argument("--keep-staging", action="store_true", help="keep DIR/_staging (every record with its "
+                     "signals, per input file) after the run")
     run.add_argument("--run-id", help="run id recorded in every output (default: time + random)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--dask-local", type=int, metavar="N", help="start a local dask cluster of N worker "
@@ -139,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             result = _run_on_local_dask(args, cfg, beam_args, argv)
         else:
             result = run(args.input, args.output, cfg, beam_args=beam_args, overwrite=args.overwrite,
-                         run_id=args.run_id, argv=["toxsieve", *argv])
+                         run_id=args.run_id, argv=["toxsieve", *argv], resume=args.resume,
+                         keep_staging=args.keep_staging)
     except (ConfigError, RunError, ModelNotFoundError, UnknownFormatError, InputListError) as exc:
         return _fail(exc)
     print_summary(result.stats, result.output)
@@ -166,7 +171,8 @@ def _run_on_local_dask(args: argparse.Namespace, cfg: object, beam_args: list[st
         with cluster as address:
             return run(args.input, args.output, cfg, beam_args=[*beam_args, "--runner", "DaskRunner",
                                                                  "--dask_client_address", address],
-                       overwrite=args.overwrite, run_id=args.run_id, argv=["toxsieve", *argv])
+                       overwrite=args.overwrite, run_id=args.run_id, argv=["toxsieve", *argv],
+                       resume=args.resume, keep_staging=args.keep_staging)
     except (ImportError, ValueError) as exc:
         raise RunError(str(exc)) from exc
 

@@ -282,6 +282,29 @@ class DropNearDuplicates(beam.PTransform):
         batches = docs | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
         self.tallies = [inner_tally(batches, type(self).__name__, "batched", "CountBatched")]
         sketched = batches | "Sketch" >> beam.ParDo(_SketchFn(cfg))
+        decisions = sketched | "Graph" >> NearDuplicateGraph(cfg)
+        return (
+            (
+                docs | "KeyByNode" >> beam.Map(lambda d: (node_id(d), ("doc", d))),
+                decisions | "TagDecision" >> beam.Map(_tag("decision")),
+            )
+            | "DecisionMessages" >> beam.Flatten()
+            | "GroupByNode" >> beam.GroupByKey()
+            | "JoinDecisions" >> beam.FlatMap(_join_decision, cfg)
+            | SplitRemovals()
+        )
+
+
+class NearDuplicateGraph(beam.PTransform):
+    """(node, sketch, band keys) of every sketched document -> (node, ClusterDecision) for every
+    member of a cluster of two or more. Only node ids, band keys and sketches travel; no text."""
+
+    def __init__(self, cfg: NearDedupConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, sketched: beam.PCollection) -> beam.PCollection:
+        cfg = self.cfg
         candidates = (
             sketched
             | "BandKeys" >> beam.FlatMap(lambda s: [(key, s[0]) for key in s[2]])
@@ -310,13 +333,4 @@ class DropNearDuplicates(beam.PTransform):
             | "GroupByComponent" >> beam.GroupByKey()
             | "ChooseKeeper" >> beam.FlatMap(_choose_keeper)
         )
-        return (
-            (
-                docs | "KeyByNode" >> beam.Map(lambda d: (node_id(d), ("doc", d))),
-                decisions | "TagDecision" >> beam.Map(_tag("decision")),
-            )
-            | "DecisionMessages" >> beam.Flatten()
-            | "GroupByNode" >> beam.GroupByKey()
-            | "JoinDecisions" >> beam.FlatMap(_join_decision, cfg)
-            | SplitRemovals()
-        )
+        return decisions

@@ -31,7 +31,8 @@ from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.inference import is_hf_model_dir
 from toxsieve.pipelines.input_lists import InputListError, check_filesystems
 from toxsieve.pipelines.lock import LOCK_FILE, OutputLockedError, output_lock
-from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, RunSpec, curate
+from toxsieve.pipelines.passes import read_done_marker
+from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, STAGING_DIR, RunSpec, curate
 from toxsieve.pipelines.readers import detect_format
 from toxsieve.pipelines.transforms import stage_balance_checks
 from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
@@ -88,14 +89,72 @@ def prepare_output(output: str, overwrite: bool) -> None:
     if not existing:
         return
     if not overwrite:
-        raise RunError(f"output directory {output} is not empty; pass --overwrite to replace a previous run")
-    ours = {FileSystems.join(output, name)
-            for name in (*OUTPUT_DIRS, STATS_FILE, MANIFEST_FILE, COUNTS_FILE, progress.PROGRESS_DIR)}
+        raise RunError(f"output directory {output} is not empty; pass --overwrite to replace a previous run "
+                       "(or --resume to finish an interrupted one)")
+    _check_ours(output, existing)
+    FileSystems.delete(existing)
+
+
+def _ours(output: str) -> set[str]:
+    return {FileSystems.join(output, name) for name in
+            (*OUTPUT_DIRS, STATS_FILE, MANIFEST_FILE, COUNTS_FILE, progress.PROGRESS_DIR, STAGING_DIR)}
+
+
+def _check_ours(output: str, existing: list[str]) -> None:
+    ours = _ours(output)
     foreign = [p for p in existing if not any(p == o or p.startswith(o + "/") for o in ours)]
     if foreign:
         raise RunError(f"output directory {output} holds files that are not a toxsieve run "
                        f"(e.g. {foreign[0]}); refusing to overwrite")
-    FileSystems.delete(existing)
+
+
+RUN_FILE = "_run.json"  # in _staging/: what the staged shards were computed from
+
+
+def run_fingerprint(cfg: Config, files: list[tuple[str, int]]) -> dict[str, Any]:
+    found = {"config": dataclasses.asdict(cfg), "inputs": [[path, size] for path, size in files],
+             "schema_version": SCHEMA_VERSION}
+    return json.loads(json.dumps(found, sort_keys=True, default=str))
+
+
+def prepare_resume(output: str, fingerprint: dict[str, Any], n_shards: int) -> tuple[tuple[int, ...], str | None]:
+    """For ``--resume``: the shards an interrupted run staged completely (and its run id). Everything
+    else it wrote (outputs, partial shards) is removed; a changed config or input list is an error."""
+    existing = [p for p in _list(output) if p != FileSystems.join(output, LOCK_FILE)]
+    if not existing:
+        return (), None
+    if FileSystems.exists(FileSystems.join(output, MANIFEST_FILE)):
+        raise RunError(f"{output} holds a complete run (manifest.json): nothing to resume")
+    _check_ours(output, existing)
+    staging = FileSystems.join(output, STAGING_DIR)
+    run_file = FileSystems.join(staging, RUN_FILE)
+    if not FileSystems.exists(run_file):
+        raise RunError(f"{output} has no {STAGING_DIR}/{RUN_FILE}: nothing to resume; run with --overwrite")
+    with FileSystems.open(run_file) as fh:
+        stored = json.loads(fh.read())
+    if stored.get("fingerprint") != fingerprint:
+        raise RunError(f"the interrupted run in {output} used another config or input list; "
+                       "--resume needs the same ones (or start over with --overwrite)")
+    done = tuple(i for i in range(n_shards) if read_done_marker(staging, i) is not None)
+    keep = {FileSystems.join(staging, RUN_FILE)} | {FileSystems.join(staging, f"{i:05d}.done") for i in done}
+    keep_dirs = tuple(FileSystems.join(staging, f"{i:05d}") + "/" for i in done)
+    stale = [p for p in existing if p not in keep and not (p.startswith(keep_dirs) and "/.tmp-" not in p)]
+    if stale:
+        FileSystems.delete(stale)
+    return done, stored.get("run_id")
+
+
+def write_run_file(output: str, fingerprint: dict[str, Any], run_id: str) -> None:
+    _write_json(FileSystems.join(output, STAGING_DIR, RUN_FILE), {"run_id": run_id, "fingerprint": fingerprint})
+
+
+def write_empty_outputs(output: str, n_shards: int) -> None:
+    """An output with no rows still gets one empty file with its schema, so readers never fail on it."""
+    for name in OUTPUT_DIRS:
+        if not _parquet_rows(FileSystems.join(output, name)):
+            path = FileSystems.join(output, name, f"part-00000-of-{n_shards:05d}-000.parquet")
+            with FileSystems.create(path) as fh:
+                pq.write_table(SCHEMAS[name].empty_table(), fh, compression="zstd")
 
 
 def _list(directory: str) -> list[str]:
@@ -134,10 +193,10 @@ def make_runner(options: PipelineOptions) -> Any:
 
 
 def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None = None,
-        overwrite: bool = False, run_id: str | None = None, argv: list[str] | None = None) -> RunResult:
+        overwrite: bool = False, run_id: str | None = None, argv: list[str] | None = None,
+        resume: bool = False, keep_staging: bool = False) -> RunResult:
     started = time.time()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    run_id = run_id or new_run_id()
     output = output.rstrip("/") or output
     try:  # a gs:// or s3:// location without its extra: a clear error, not a traceback in the job
         check_filesystems([output, *inputs])
@@ -149,35 +208,48 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     lid_model = resolve_lid_model(cfg.language.model_path)
     lists = used_list_files(cfg)
     toxicity_models = check_toxicity_models(cfg)
-    with hold_output(output, run_id):  # one run per output directory, for the whole run
-        prepare_output(output, overwrite)
+    options = pipeline_options(beam_args or [])
+    runner = make_runner(options)
+    if type(runner).__name__ == "DaskRunner":  # workers run elsewhere: local paths must not be relative
+        files = [(_absolute(path), size) for path, size in files]
+        output = _absolute(output)
+    fingerprint = run_fingerprint(cfg, files)
+    lock_id = run_id or new_run_id()
+    with hold_output(output, lock_id):  # one run per output directory, for the whole run
+        resumed: tuple[int, ...] = ()
+        if resume:
+            resumed, stored_id = prepare_resume(output, fingerprint, len(files))
+            run_id = run_id or stored_id
+            if resumed:
+                _LOG.warning("resuming: %d of %d input file(s) already staged", len(resumed), len(files))
+        else:
+            prepare_output(output, overwrite)
+        run_id = run_id or lock_id
+        write_run_file(output, fingerprint, run_id)
         progress.configure(cfg.run.progress_interval_s)
-
-        options = pipeline_options(beam_args or [])
-        runner = make_runner(options)
-        if type(runner).__name__ == "DaskRunner":  # workers run elsewhere: local paths must not be relative
-            files = [(_absolute(path), size) for path, size in files]
-            output = _absolute(output)
         if not isinstance(runner, str):
             check_local_device(cfg)
         _LOG.warning("toxsieve run %s: %d input file(s), %s → %s", run_id, len(files),
                      _human_bytes(sum(s for _, s in files)), output)
         spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id,
-                       input_bytes=sum(size for _, size in files))
+                       input_bytes=sum(size for _, size in files), resumed=resumed)
         markers = progress.progress_dir(output)
         with progress.RunProgress(files, markers, cfg.run.progress_interval_s) as run_progress:
             with beam.Pipeline(runner=runner, options=options) as p:
                 curate(p, spec)
         run_progress.report()  # the last line: every file read, what the run does now
         progress.remove_markers(markers)
+        write_empty_outputs(output, len(files))
         wall = time.time() - started
 
-        stats = finalize_stats(output, run_id, wall)
+        stats = finalize_stats(output, run_id, wall, expected_shards=len(files))
         manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, lists, stats, argv)
         manifest["models"] += toxicity_models
         _write_json(FileSystems.join(output, STATS_FILE), stats)
         # The manifest is written last: its presence marks a complete, verified run.
         _write_json(FileSystems.join(output, MANIFEST_FILE), manifest)
+        if not keep_staging:
+            _delete_tree(FileSystems.join(output, STAGING_DIR))
     return RunResult(output, stats, manifest, [p for p, _ in files])
 
 
@@ -206,7 +278,17 @@ def hold_output(output: str, run_id: str) -> Iterator[None]:
         raise RunError(str(exc)) from exc
 
 
-def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
+def _delete_tree(directory: str) -> None:
+    found = _list(directory)
+    if found:
+        FileSystems.delete(found)
+    if "://" not in directory:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def finalize_stats(output: str, run_id: str, wall_s: float, expected_shards: int | None = None) -> dict[str, Any]:
     counts_path = FileSystems.join(output, COUNTS_FILE)
     with FileSystems.open(counts_path) as fh:
         counts: dict[str, int] = json.loads(fh.read())
@@ -244,6 +326,9 @@ def finalize_stats(output: str, run_id: str, wall_s: float) -> dict[str, Any]:
         "kept rows == kept decisions": rows["kept"] == counts.get("decision/kept", 0),
         "removed rows == removed decisions": rows["removed"] == counts.get("decision/removed", 0),
     }
+    if expected_shards is not None:  # a run's own counts (rethreshold's come from stored tables)
+        checks["every input shard materialised"] = counts.get("shards", 0) == expected_shards
+        checks["staged records == read records"] = counts.get("staged", 0) == read
     checks.update(stage_balance_checks(counts))  # a stage that lost elements inside itself fails here
     stats: dict[str, Any] = {
         "run_id": run_id,

@@ -1,0 +1,703 @@
+"""The three passes of a run: signals (per input shard), decide (small keys only), materialise (per shard).
+
+No document text crosses a shuffle, a side input or a Flatten (Beam's local runner holds every
+PCollection that crosses a fusion break in memory; a cluster would ship it over the network):
+
+1. **Signals** — per input shard, one fused chain of ParDos: read, every per-document stage
+   (URL and word blocklists, extraction, language ID, the declared quality stages, toxicity
+   scoring) and the MinHash sketch. A document a stage removed flows on untouched (each stage
+   runs on documents still kept), so the chain stays linear: no branch, no Flatten. The end of
+   the chain writes each shard's records (Documents and DeadLetters, pickled, with their small
+   signals in their own columns) to ``_staging/<shard>/`` and emits only small rows.
+2. **Decide** — over the small rows: ids made unique (GroupByKey by doc_id), exact duplicates
+   (by text hash), near duplicates (MinHash-LSH graph of ``near_dedup_beam``). Decisions are
+   grouped by input shard.
+3. **Materialise** — per input shard: its staged records in source order, its decisions applied,
+   written to ``kept/``, ``removed/``, ``metadata/`` and ``dead_letter/`` as files named after the
+   input shard, with the shard's counts for ``stats.json``.
+
+Toxicity is scored in pass 1 but, as in the stage order, decided after deduplication: a duplicate
+is removed as a duplicate and carries no toxicity signals (the model ran on it, its score is
+dropped). A shard whose records all reached the staging writer in one bundle (every fused
+configuration) is marked complete at once (``<shard>.done``); ``toxsieve run --resume`` re-uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+
+from toxsieve.pipelines import progress
+from toxsieve.pipelines.config import Config, NearDedupConfig, OutputConfig
+from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
+from toxsieve.pipelines.doc_ids import renamed_id
+from toxsieve.pipelines.document import DeadLetter, Document
+from toxsieve.pipelines.inference import ScoreToxicity, _decide_fast, _FastScoreFn, is_hf_model_dir
+from toxsieve.pipelines.minhash import keeper_rank
+from toxsieve.pipelines.near_dedup import ClusterDecision, apply_decision, make_hasher, node_id, sketch_batch
+from toxsieve.pipelines.near_dedup_beam import NearDuplicateGraph
+from toxsieve.pipelines.outputs import Row, audit_row, curated_row, dead_letter_row, metadata_row, row_size
+from toxsieve.pipelines.readers import detect_format, read_shard
+from toxsieve.pipelines.stages import STAGES, stat_keys
+from toxsieve.pipelines.stages.apply import _DeclaredStageFn
+from toxsieve.pipelines.transforms import (
+    STAGE_KEY,
+    _ExtractFn,
+    _LanguageFn,
+    _UrlBlocklistFn,
+    _WordBlocklistFn,
+    count_removal,
+    funnel_keys,
+)
+from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, Stage
+
+STAGING_DIR = "_staging"
+OUTPUT_DIRS = ("kept", "metadata", "removed", "dead_letter")
+_SCHEMAS = {"kept": CURATED_SCHEMA, "metadata": METADATA_SCHEMA, "removed": AUDIT_SCHEMA,
+            "dead_letter": DEAD_LETTER_SCHEMA}
+
+# One staged record: the pickled Document / DeadLetter and the small signals pass 2 needs.
+STAGED_SCHEMA = pa.schema([
+    ("offset", pa.int64()),
+    ("seq", pa.int64()),  # arrival order inside the reader's output for this shard (ties of offset)
+    ("doc_id", pa.string()),  # null for a dead letter
+    ("alive", pa.bool_()),  # still a candidate for deduplication (kept, or removed only for toxicity)
+    ("text_hash", pa.string()),
+    ("text_len", pa.int64()),
+    ("signature", pa.binary()),  # MinHash signature (uint32 LE), null without shingles or near-dedup
+    ("shingles", pa.binary()),  # exact shingle set (near_dedup.verify = exact)
+    ("bands", pa.list_(pa.binary())),
+    ("record", pa.binary()),  # pickle of the Document / DeadLetter (no raw HTML)
+])
+SMALL_COLUMNS = [f.name for f in STAGED_SCHEMA if f.name != "record"]
+_FLUSH_ROWS = 256
+
+# The chain's per-document stages in pipeline order, by the Stage their removals carry; the
+# decide-pass stages after them. Names are the classes of the stage transforms (stats keys).
+_DEDUP_ORDER = (("DropExactDuplicates", Stage.EXACT_DEDUP.value), ("DropNearDuplicates", Stage.NEAR_DEDUP.value),
+                ("ScoreToxicity", Stage.TOXICITY.value))
+
+
+@dataclass(frozen=True)
+class ShardEnd:
+    """Follows the last record of an input shard down the chain: how many records the reader emitted."""
+
+    source_path: str
+    n_records: int
+
+
+@dataclass(frozen=True)
+class Sketched:
+    """A document with its MinHash sketch parts (the chain's last stage adds them)."""
+
+    doc: Document
+    signature: bytes
+    shingles: bytes | None
+    bands: list[bytes]
+
+
+def stage_order(cfg: Config) -> list[tuple[str, str]]:
+    """(stats name, Stage value) of every enabled stage, in pipeline order."""
+    order = []
+    if cfg.blocklists.url.enabled:
+        order.append(("ApplyUrlBlocklists", Stage.URL_BLOCKLIST.value))
+    order += [("ExtractText", Stage.EXTRACT.value), ("IdentifyLanguage", Stage.LANGUAGE.value)]
+    if cfg.blocklists.words.enabled:
+        order.append(("ApplyWordBlocklists", Stage.WORD_BLOCKLIST.value))
+    order += [(s.transform, s.name) for s in STAGES if getattr(cfg.quality, s.name).enabled]
+    enabled = {"DropExactDuplicates": cfg.exact_dedup.enabled, "DropNearDuplicates": cfg.near_dedup.enabled,
+               "ScoreToxicity": cfg.toxicity.enabled}
+    return order + [(name, stage) for name, stage in _DEDUP_ORDER if enabled[name]]
+
+
+def _alive(element: Any) -> bool:
+    return isinstance(element, Document) and element.removal is None
+
+
+def _dedup_candidate(doc: Document) -> bool:
+    return doc.removal is None or doc.removal.stage == Stage.TOXICITY
+
+
+def _global(value: Any) -> Any:
+    return GlobalWindows.windowed_value(value)
+
+
+# --- pass 1: signals ---------------------------------------------------------------------------
+
+
+class _ReadShardFn(beam.DoFn):
+    def __init__(self, cfg: Config, progress_dir: str | None) -> None:
+        self.cfg = cfg
+        self.progress_dir = progress_dir
+
+    def process(self, path: str) -> Iterator[Any]:
+        fmt = detect_format(path, self.cfg.input.format)
+        n = 0
+        try:
+            stream = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is a dead letter, not a crash
+            yield DeadLetter(path, 0, fmt, type(exc).__name__, f"cannot open shard: {exc}")
+            n = 1
+        else:
+            with stream:
+                for record in read_shard(stream, path, fmt, self.cfg.input):
+                    n += 1
+                    progress.PROGRESS.add("read")
+                    Metrics.counter("read", "dead_letter" if isinstance(record, DeadLetter) else "documents").inc()
+                    yield record
+        yield ShardEnd(path, n)
+        if self.progress_dir is not None:
+            progress.mark_file_done(self.progress_dir, path)
+
+
+class _OnKept(beam.DoFn):
+    """A per-document stage's DoFn, run on documents still kept; everything else passes through."""
+
+    def __init__(self, inner: beam.DoFn) -> None:
+        self.inner = inner
+
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def process(self, element: Any) -> Iterator[Any]:
+        if _alive(element):
+            yield from self.inner.process(element)
+        else:
+            yield element
+
+    def teardown(self) -> None:
+        self.inner.teardown()
+
+
+class _ScoreKeptBatches(beam.DoFn):
+    """In-process toxicity models on the kept documents of a batch; the batch comes out in order."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.inner = _FastScoreFn(cfg)
+
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def process(self, batch: Sequence[Any]) -> Iterator[Any]:
+        kept = [e for e in batch if _alive(e)]
+        scored = {(f.doc.source_path, f.doc.source_offset, f.doc.doc_id): _decide_fast(f, self.cfg)
+                  for f in self.inner.process(kept)} if kept else {}
+        for e in batch:
+            yield scored[(e.source_path, e.source_offset, e.doc_id)] if _alive(e) else e
+
+
+class _SketchKeptBatches(beam.DoFn):
+    """MinHash signature and band keys of every deduplication candidate with a shingle."""
+
+    def __init__(self, cfg: NearDedupConfig) -> None:
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        self._hasher = make_hasher(self.cfg)
+
+    def process(self, batch: Sequence[Any]) -> Iterator[Any]:
+        docs = [e for e in batch if isinstance(e, Document) and _dedup_candidate(e)]
+        found: dict[bytes, tuple[Any, list[bytes]]] = {}
+        if docs:
+            found = {node: (sketch, bands) for node, sketch, bands in sketch_batch(docs, self.cfg, self._hasher)}
+        for e in batch:
+            if isinstance(e, Document) and _dedup_candidate(e):
+                hit = found.get(node_id(e))
+                if hit is not None:
+                    sketch, bands = hit
+                    yield Sketched(e, sketch[2], sketch[3], bands)
+                    continue
+            yield e
+
+
+class _ShardSink:
+    """One shard's staged records in this bundle: a Parquet file written a row group at a time."""
+
+    def __init__(self, directory: str, index: int) -> None:
+        self.final = FileSystems.join(directory, f"{index:05d}", f"part-{uuid.uuid4().hex[:16]}.parquet")
+        self.tmp = FileSystems.join(directory, f"{index:05d}", f".tmp-{uuid.uuid4().hex[:12]}.parquet")
+        self.rows: list[dict[str, Any]] = []
+        self.n = 0
+        self.n_read: int | None = None
+        self._stream: Any = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.n += 1
+        if len(self.rows) >= _FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        if self._writer is None:
+            self._stream = FileSystems.create(self.tmp)
+            self._writer = pq.ParquetWriter(self._stream, STAGED_SCHEMA, compression="zstd")
+        self._writer.write_table(pa.Table.from_pylist(self.rows, schema=STAGED_SCHEMA))
+        self.rows = []
+
+    def close(self) -> str | None:
+        """The final path, or None when no record of the shard reached this bundle."""
+        if self.n == 0:
+            return None
+        self.flush()
+        assert self._writer is not None
+        self._writer.close()
+        self._stream.close()
+        if FileSystems.exists(self.final):
+            FileSystems.delete([self.final])
+        FileSystems.rename([self.tmp], [self.final])
+        return self.final
+
+
+def staged_row(record: Document | DeadLetter, seq: int, sketch: Sketched | None) -> dict[str, Any]:
+    if isinstance(record, DeadLetter):
+        return {"offset": record.source_offset, "seq": seq, "doc_id": None, "alive": False, "text_hash": None,
+                "text_len": None, "signature": None, "shingles": None, "bands": None,
+                "record": pickle.dumps(record, protocol=5)}
+    if record.html is not None:
+        record = dataclasses.replace(record, html=None)
+    return {"offset": record.source_offset, "seq": seq, "doc_id": record.doc_id,
+            "alive": _dedup_candidate(record), "text_hash": record.text_hash,
+            "text_len": len(record.text) if record.text is not None else None,
+            "signature": sketch.signature if sketch else None, "shingles": sketch.shingles if sketch else None,
+            "bands": sketch.bands if sketch else None, "record": pickle.dumps(record, protocol=5)}
+
+
+def small_row(index: int, row: dict[str, Any]) -> tuple[Any, ...]:
+    """What pass 2 sees of a staged document (no text)."""
+    return (row["doc_id"], index, row["offset"], row["alive"], row["text_hash"], row["text_len"],
+            row["signature"], row["shingles"], row["bands"])
+
+
+class _StageShardsFn(beam.DoFn):
+    """The end of the signals chain: stages every record under ``_staging/<shard>/`` and emits
+    ``("row", small row)`` per document and ``("part", shard, file, n, n_read)`` per file written."""
+
+    def __init__(self, staging: str, shard_index: dict[str, int]) -> None:
+        self.staging = staging
+        self.shard_index = shard_index
+
+    def start_bundle(self) -> None:
+        self._sinks: dict[str, _ShardSink] = {}
+
+    def _sink(self, path: str) -> _ShardSink:
+        sink = self._sinks.get(path)
+        if sink is None:
+            sink = self._sinks[path] = _ShardSink(self.staging, self.shard_index[path])
+        return sink
+
+    def process(self, element: Any) -> Iterator[Any]:
+        if isinstance(element, ShardEnd):
+            sink = self._sink(element.source_path)
+            sink.n_read = element.n_records
+            if sink.n == element.n_records:  # the whole shard passed through this bundle: done now
+                yield from self._close(element.source_path)
+            return
+        sketch = element if isinstance(element, Sketched) else None
+        record = sketch.doc if sketch else element
+        sink = self._sink(record.source_path)
+        row = staged_row(record, sink.n, sketch)
+        sink.add(row)
+        if isinstance(record, Document):
+            yield "row", small_row(self.shard_index[record.source_path], row)
+
+    def _close(self, path: str) -> Iterator[tuple[Any, ...]]:
+        sink = self._sinks.pop(path)
+        index = self.shard_index[path]
+        final = sink.close()
+        complete = sink.n_read is not None and sink.n == sink.n_read
+        if complete:
+            write_done_marker(self.staging, index, [final] if final else [], sink.n_read or 0)
+        yield "part", index, final, sink.n, sink.n_read
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for path in sorted(self._sinks):
+            for message in self._close(path):
+                yield _global(message)
+
+
+def done_marker(staging: str, index: int) -> str:
+    return FileSystems.join(staging, f"{index:05d}.done")
+
+
+def write_done_marker(staging: str, index: int, files: list[str], n_read: int) -> None:
+    with FileSystems.create(done_marker(staging, index)) as fh:
+        fh.write(json.dumps({"files": [f.rsplit("/", 1)[1] for f in files], "n_read": n_read}).encode())
+
+
+def read_done_marker(staging: str, index: int) -> dict[str, Any] | None:
+    path = done_marker(staging, index)
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as fh:
+        return json.loads(fh.read())
+
+
+class _ResumeShardFn(beam.DoFn):
+    """A shard staged by an earlier attempt of this run: its small rows and parts, from the staged files."""
+
+    def __init__(self, staging: str) -> None:
+        self.staging = staging
+
+    def process(self, index: int) -> Iterator[tuple[Any, ...]]:
+        marker = read_done_marker(self.staging, index)
+        assert marker is not None
+        n = 0
+        files = [FileSystems.join(self.staging, f"{index:05d}", name) for name in marker["files"]]
+        for path in files:
+            with FileSystems.open(path) as fh:
+                table = pq.read_table(fh, columns=SMALL_COLUMNS)
+            for row in table.to_pylist():
+                n += 1
+                if row["doc_id"] is not None:
+                    yield "row", small_row(index, row)
+        for i, path in enumerate(files):
+            yield "part", index, path, n if i == 0 else 0, marker["n_read"] if i == 0 else None
+        if not files:
+            yield "part", index, None, 0, marker["n_read"]
+
+
+def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
+    """Every per-document stage on the reader's output, in order, as one linear fused chain."""
+    fns: list[tuple[str, beam.DoFn]] = []
+    if cfg.blocklists.url.enabled:
+        fns.append(("ApplyUrlBlocklists", _UrlBlocklistFn(cfg.blocklists.url)))
+    fns += [("ExtractText", _ExtractFn(cfg.extract, cfg.limits)), ("IdentifyLanguage", _LanguageFn(cfg.language))]
+    if cfg.blocklists.words.enabled:
+        fns.append(("ApplyWordBlocklists", _WordBlocklistFn(cfg.blocklists.words)))
+    for stage in STAGES:
+        section = getattr(cfg.quality, stage.name)
+        if section.enabled:
+            fns.append((stage.transform, _DeclaredStageFn(stage.name, section)))
+    for name, fn in fns:
+        records = records | name >> beam.ParDo(_OnKept(fn))
+    tox = cfg.toxicity
+    if tox.enabled:
+        routes = tox.routes()
+        if all(not is_hf_model_dir(model) and not cascade for model, cascade in routes.values()):
+            records = (records | "ScoreToxicity/Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=64)
+                       | "ScoreToxicity/Score" >> beam.ParDo(_ScoreKeptBatches(tox)))
+        else:
+            # A Hugging Face checkpoint runs through RunInference (its own, possibly GPU, workers): the
+            # documents it scores leave the fused chain there and come back through a Flatten.
+            kept = records | "ScoreToxicity/Kept" >> beam.Filter(_alive)
+            rest = records | "ScoreToxicity/Rest" >> beam.Filter(lambda e: not _alive(e))
+            scored, removed = kept | "ScoreToxicity" >> ScoreToxicity(tox)
+            records = (scored, removed, rest) | "ScoreToxicity/Merge" >> beam.Flatten()
+    if cfg.near_dedup.enabled:
+        records = (records
+                   | "Sketch/Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.near_dedup.batch_size)
+                   | "Sketch/Sketch" >> beam.ParDo(_SketchKeptBatches(cfg.near_dedup)))
+    return records
+
+
+# --- pass 2: decide ----------------------------------------------------------------------------
+
+
+def _renames(item: tuple[str, Iterable[tuple[int, int, str]]]) -> Iterator[tuple[tuple[int, int], str]]:
+    """Of documents sharing an id, all but the first in source order get a new one (doc_ids.py)."""
+    doc_id, members = item
+    members = sorted(members, key=lambda m: (m[2], m[1]))
+    for index, offset, path in members[1:]:
+        yield (index, offset), renamed_id(doc_id, path, offset)
+
+
+def _with_final_id(row: tuple[Any, ...], renames: dict[tuple[int, int], str]) -> tuple[Any, ...]:
+    new = renames.get((row[1], row[2]))
+    return row if new is None else (new, *row[1:])
+
+
+def _exact_group(item: tuple[str, Iterable[tuple[Any, ...]]], paths: list[str]) -> Iterator[tuple[Any, ...]]:
+    """One text-hash group: ``("keep", row)`` for the keeper, ``("decision", shard, ...)`` for the rest."""
+    rows = list(item[1])
+    if len(rows) == 1:
+        yield "keep", rows[0]
+        return
+    stubs = [Document(doc_id=r[0], source_path=paths[r[1]], source_offset=r[2], source_format="",
+                      text_hash=r[4]) for r in rows]
+    for row, out in zip(rows, resolve_exact_duplicates(stubs), strict=True):
+        if out.removal is None:
+            yield "keep", row
+        else:
+            yield "decision", row[1], ("exact", row[2], out.removal)
+
+
+def _near_input(row: tuple[Any, ...], cfg: NearDedupConfig, paths: list[str]) -> tuple[Any, ...]:
+    doc_id, index, offset, _, _, text_len, signature, shingles, bands = row
+    path = paths[index]
+    node = node_id(Document(doc_id=doc_id, source_path=path, source_offset=offset, source_format=""))
+    rank = keeper_rank(cfg.keeper, doc_id, path, offset, text_len or 0)
+    return node, (doc_id, rank, signature, shingles), list(bands), (index, offset)
+
+
+def _near_join(item: tuple[bytes, Iterable[tuple[str, Any]]]) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    position, decision = None, None
+    for tag, value in item[1]:
+        if tag == "pos":
+            position = value
+        else:
+            decision = value
+    if position is not None and decision is not None:
+        yield position[0], ("near", position[1], decision)
+
+
+def decide(messages: beam.PCollection, cfg: Config, paths: list[str]) -> beam.PCollection:
+    """(shard, [decision messages]) for every input shard, from the small rows only."""
+    rows = messages | "Rows" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "row" else [])
+    parts = messages | "Parts" >> beam.FlatMap(lambda m: [(m[1], ("part", m[2], m[3], m[4]))] if m[0] == "part"
+                                               else [])
+    renames = (rows
+               | "IdPositions" >> beam.Map(lambda r: (r[0], (r[1], r[2], paths[r[1]])))
+               | "GroupByDocId" >> beam.GroupByKey()
+               | "RenameLaterIds" >> beam.FlatMap(_renames))
+    decisions = [parts, renames | "RenameMessages" >> beam.Map(lambda kv: (kv[0][0], ("rename", kv[0][1], kv[1])))]
+    candidates = (rows
+                  | "DedupCandidates" >> beam.Filter(lambda r: r[3])
+                  | "FinalIds" >> beam.Map(_with_final_id, beam.pvalue.AsDict(renames)))
+    if cfg.exact_dedup.enabled:
+        grouped = (candidates
+                   | "KeyByTextHash" >> beam.Map(lambda r: (r[4], r))
+                   | "GroupByTextHash" >> beam.GroupByKey()
+                   | "KeepOnePerHash" >> beam.FlatMap(_exact_group, paths))
+        decisions.append(grouped | "ExactDecisions" >> beam.FlatMap(
+            lambda m: [(m[1], m[2])] if m[0] == "decision" else []))
+        candidates = grouped | "ExactSurvivors" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "keep" else [])
+    if cfg.near_dedup.enabled:
+        near_cfg = cfg.near_dedup
+        nodes = (candidates
+                 | "Sketched" >> beam.Filter(lambda r: r[6] is not None)
+                 | "NearInput" >> beam.Map(_near_input, near_cfg, paths))
+        graph = (nodes | "GraphInput" >> beam.Map(lambda n: n[:3])
+                 | "NearDuplicates" >> NearDuplicateGraph(near_cfg))
+        decisions.append(
+            (nodes | "NodePositions" >> beam.Map(lambda n: (n[0], ("pos", n[3]))),
+             graph | "TagNearDecision" >> beam.Map(lambda kv: (kv[0], ("decision", kv[1]))))
+            | "NearMessages" >> beam.Flatten()
+            | "GroupByNode" >> beam.GroupByKey()
+            | "NearDecisions" >> beam.FlatMap(_near_join))
+    return decisions | "AllDecisions" >> beam.Flatten() | "GroupByShard" >> beam.GroupByKey()
+
+
+# --- pass 3: materialise -----------------------------------------------------------------------
+
+_TOXICITY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Document) if f.name.startswith("toxicity_")}
+
+
+def _without_toxicity(doc: Document) -> Document:
+    """A duplicate is removed before toxicity in the stage order: it carries no toxicity signals."""
+    return dataclasses.replace(doc, **_TOXICITY_DEFAULTS)
+
+
+def apply_decisions(doc: Document, renamed: str | None, exact: Any, near: ClusterDecision | None,
+                    cfg: Config) -> Document:
+    """A staged document with the decide pass's verdicts, in stage order."""
+    if renamed is not None:
+        doc = dataclasses.replace(doc, doc_id=renamed, input_doc_id=doc.doc_id)
+    if not _dedup_candidate(doc):
+        return doc
+    if exact is not None:
+        return _without_toxicity(doc).removed(exact)
+    if cfg.near_dedup.enabled:
+        toxicity_removal = doc.removal
+        out = apply_decision(dataclasses.replace(doc, removal=None), near, cfg.near_dedup)
+        if out.removal is not None:
+            return _without_toxicity(out)
+        return dataclasses.replace(out, removal=toxicity_removal)
+    return doc
+
+
+class _RollingWriter:
+    """Rows of one output directory for one input shard: files of about the target size."""
+
+    def __init__(self, directory: str, name: str, index: int, n_shards: int, cfg: OutputConfig) -> None:
+        self.directory, self.name, self.index, self.n_shards, self.cfg = directory, name, index, n_shards, cfg
+        self.schema = _SCHEMAS[name]
+        self.limit = int(cfg.shard_target_bytes * 1.25)
+        self.compression = None if cfg.compression == "none" else cfg.compression
+        self.seq = 0
+        self.rows: list[Row] = []
+        self.size = 0
+        self.n_file = 0
+        self._open: tuple[str, str, Any, pq.ParquetWriter] | None = None
+        self.written: list[tuple[str, int]] = []
+
+    def add(self, row: Row) -> None:
+        size = row_size(row)
+        if self._open is not None and self.size + size > self.limit and self.n_file + len(self.rows) > 0:
+            self._finish()
+        self.rows.append(row)
+        self.size += size
+        if len(self.rows) >= self.cfg.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        if self._open is None:
+            final = FileSystems.join(self.directory, self.name,
+                                     f"part-{self.index:05d}-of-{self.n_shards:05d}-{self.seq:03d}.parquet")
+            tmp = FileSystems.join(self.directory, self.name, f".tmp-{uuid.uuid4().hex[:12]}-{self.seq:03d}.parquet")
+            stream = FileSystems.create(tmp)
+            self._open = (final, tmp, stream, pq.ParquetWriter(stream, self.schema, compression=self.compression))
+        self._open[3].write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+        self.n_file += len(self.rows)
+        self.rows = []
+
+    def _finish(self) -> None:
+        self._flush()
+        if self._open is None:
+            return
+        final, tmp, stream, writer = self._open
+        writer.close()
+        stream.close()
+        if FileSystems.exists(final):
+            FileSystems.delete([final])
+        FileSystems.rename([tmp], [final])
+        self.written.append((final, self.n_file))
+        self._open, self.n_file, self.size, self.seq = None, 0, 0, self.seq + 1
+
+    def close(self) -> list[tuple[str, int]]:
+        if self.rows or self._open is not None:
+            self._finish()
+        return self.written
+
+
+def _staged_records(staging: str, index: int, files: list[str]) -> Iterator[Any]:
+    """The shard's staged records in source order (offset, then reader order)."""
+    tables = []
+    for path in files:
+        with FileSystems.open(path) as fh:
+            tables.append(pq.read_table(fh, columns=["offset", "seq", "record"]))
+    if not tables:
+        return
+    table = pa.concat_tables(tables)
+    order = pa.compute.sort_indices(table, sort_keys=[("offset", "ascending"), ("seq", "ascending")])
+    records = table.column("record")
+    for start in range(0, len(order), 1024):
+        for i in order[start:start + 1024].to_pylist():
+            yield pickle.loads(records[i].as_py())  # noqa: S301 - written by this run's own staging pass
+
+
+class _MaterialiseFn(beam.DoFn):
+    def __init__(self, cfg: Config, output: str, staging: str, paths: list[str], run_id: str) -> None:
+        self.cfg = cfg
+        self.output = output
+        self.staging = staging
+        self.paths = paths
+        self.run_id = run_id
+
+    def setup(self) -> None:
+        self._order = stage_order(self.cfg)
+        self._fast = self.cfg.toxicity.threshold_for
+
+    def process(self, item: tuple[int, Iterable[tuple[Any, ...]]]) -> Iterator[tuple[str, Any]]:
+        index, messages = item
+        files: list[str] = []
+        n_read: int | None = None
+        n_staged = 0
+        renames: dict[int, str] = {}
+        exact: dict[int, Any] = {}
+        near: dict[int, ClusterDecision] = {}
+        for message in messages:
+            kind = message[0]
+            if kind == "part":
+                _, path, n, read = message
+                if path is not None:
+                    files.append(path)
+                n_staged += n
+                if read is not None:
+                    n_read = read
+            elif kind == "rename":
+                renames[message[1]] = message[2]
+            elif kind == "exact":
+                exact[message[1]] = message[2]
+            else:
+                near[message[1]] = message[2]
+        counts: Counter[str] = Counter()
+        counts["read"] = n_read or 0
+        counts["staged"] = n_staged
+        counts["shards"] = 1
+        writers = {name: _RollingWriter(self.output, name, index, len(self.paths), self.cfg.output)
+                   for name in OUTPUT_DIRS}
+        for record in _staged_records(self.staging, index, sorted(files)):
+            if isinstance(record, DeadLetter):
+                counts["dead_letter"] += 1
+                counts[f"dead_letter/{record.error_type}"] += 1
+                writers["dead_letter"].add(dead_letter_row(record, self.run_id))
+                continue
+            offset = record.source_offset
+            doc = apply_decisions(record, renames.get(offset), exact.get(offset), near.get(offset), self.cfg)
+            if doc.removal is not None and doc.removal.stage in (Stage.EXACT_DEDUP, Stage.NEAR_DEDUP):
+                count_removal(doc)
+            meta = metadata_row(doc)
+            writers["metadata"].add(meta)
+            if doc.removal is None:
+                writers["kept"].add(curated_row(doc))
+            else:
+                writers["removed"].add(audit_row(doc, self.run_id, self.cfg.output))
+            counts.update(funnel_keys(meta, self._fast))
+            for key, n in stat_keys(meta):
+                counts[key] += n
+            self._tally(doc, counts)
+        for name, writer in writers.items():
+            for path, n in writer.close():
+                counts[f"written/{name}"] += n
+                counts[f"files/{name}"] += 1
+                yield "file", (name, path, n)
+        progress.PROGRESS.add("materialised_shards")
+        yield "counts", dict(counts)
+
+    def _tally(self, doc: Document, counts: Counter[str]) -> None:
+        """stage/<Stage>/in|kept|removed from where the document's removal happened (read removals: none)."""
+        stage = doc.removal.stage.value if doc.removal is not None else None
+        if stage == Stage.READ.value:
+            return
+        for name, value in self._order:
+            counts[f"{STAGE_KEY}/{name}/in"] += 1
+            if value == stage:
+                counts[f"{STAGE_KEY}/{name}/removed"] += 1
+                return
+            counts[f"{STAGE_KEY}/{name}/kept"] += 1
+
+
+def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for c in counts:
+        total.update(c)
+    return dict(sorted(total.items()))
+
+
+def materialise(decisions: beam.PCollection, cfg: Config, output: str, staging: str, paths: list[str],
+                run_id: str, counts_path: str) -> beam.PCollection:
+    results = decisions | "Materialise" >> beam.ParDo(_MaterialiseFn(cfg, output, staging, paths, run_id))
+    return (results
+            | "ShardCounts" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "counts" else [])
+            | "SumCounts" >> beam.CombineGlobally(_sum_counts).without_defaults()
+            | "WriteCounts" >> beam.Map(_write_counts, counts_path))
+
+
+def _write_counts(counts: dict[str, int], path: str) -> str:
+    with FileSystems.create(path) as fh:
+        fh.write(json.dumps(counts, indent=1, sort_keys=True).encode())
+    return path
+
+
+__all__ = ["OUTPUT_DIRS", "STAGING_DIR", "ShardEnd", "decide", "materialise", "signals_chain",
+           "stage_order"]
