@@ -245,6 +245,7 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
         stats = finalize_stats(output, run_id, wall, expected_shards=len(files))
         manifest = build_manifest(run_id, started_at, cfg, files, inputs, options, lid_model, lists, stats, argv)
         manifest["models"] += toxicity_models
+        manifest["resumed_inputs"] = len(resumed)  # input files staged by an interrupted attempt, not read again
         _write_json(FileSystems.join(output, STATS_FILE), stats)
         # The manifest is written last: its presence marks a complete, verified run.
         _write_json(FileSystems.join(output, MANIFEST_FILE), manifest)
