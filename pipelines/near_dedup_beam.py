@@ -48,6 +48,7 @@ from toxsieve.pipelines.near_dedup import (
     small_star,
     verify_candidates,
 )
+from toxsieve.pipelines.shuffle_meter import MeteredGroupByKey, Meters
 from toxsieve.pipelines.transforms import SplitRemovals, count_removal, inner_tally
 from toxsieve.schemas import Stage
 
@@ -172,16 +173,17 @@ def _both_ways(edge: Edge) -> list[Edge]:
 class _StarStep(beam.PTransform):
     """One large-star or small-star operation: group the edge list by node, relink."""
 
-    def __init__(self, op: Any) -> None:
+    def __init__(self, op: Any, meters: Meters | None = None) -> None:
         super().__init__()
         self.op = op
+        self.meters = meters
 
     def expand(self, edges: beam.PCollection) -> beam.PCollection:
         op = self.op
         return (
             edges
             | "BothWays" >> beam.FlatMap(_both_ways)
-            | "GroupByNode" >> beam.GroupByKey()
+            | "GroupByNode" >> MeteredGroupByKey(self.meters, "ConnectedComponents")
             | "Relink" >> beam.FlatMap(lambda kv: op(kv[0], kv[1]))
         )
 
@@ -208,17 +210,19 @@ class ConnectedComponents(beam.PTransform):
     Output: (node, ("own" | "nbr", label)) messages, resolved by ``label_of``.
     """
 
-    def __init__(self, max_rounds: int) -> None:
+    def __init__(self, max_rounds: int, meters: Meters | None = None) -> None:
         super().__init__()
         self.max_rounds = max_rounds
+        self.meters = meters
 
     def expand(self, edges: beam.PCollection) -> beam.PCollection:
+        m = self.meters
         for r in range(self.max_rounds):
-            edges = edges | f"LargeStar{r}" >> _StarStep(large_star) | f"SmallStar{r}" >> _StarStep(small_star)
+            edges = edges | f"LargeStar{r}" >> _StarStep(large_star, m) | f"SmallStar{r}" >> _StarStep(small_star, m)
         return (
             edges
             | "BothWays" >> beam.FlatMap(_both_ways)
-            | "GroupByNode" >> beam.GroupByKey()
+            | "GroupByNode" >> MeteredGroupByKey(m, "ConnectedComponents")
             | "LabelMessages" >> beam.FlatMap(_label_messages)
         )
 
@@ -297,18 +301,20 @@ class DropNearDuplicates(beam.PTransform):
 
 class NearDuplicateGraph(beam.PTransform):
     """(node, sketch, band keys) of every sketched document -> (node, ClusterDecision) for every
-    member of a cluster of two or more. Only node ids, band keys and sketches travel; no text."""
+    member of a cluster of two or more. Only node ids, band keys and sketches travel; no text.
+    With ``meters`` (a list), the bytes entering each shuffle are counted (``shuffle_meter``)."""
 
-    def __init__(self, cfg: NearDedupConfig) -> None:
+    def __init__(self, cfg: NearDedupConfig, meters: Meters | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.meters = meters
 
     def expand(self, sketched: beam.PCollection) -> beam.PCollection:
-        cfg = self.cfg
+        cfg, m = self.cfg, self.meters
         candidates = (
             sketched
             | "BandKeys" >> beam.FlatMap(lambda s: [(key, s[0]) for key in s[2]])
-            | "GroupByBand" >> beam.GroupByKey()
+            | "GroupByBand" >> MeteredGroupByKey(m)
             | "LinkBuckets" >> beam.FlatMap(_link_bucket, cfg.max_bucket_size)
         )
         shared = (
@@ -318,19 +324,19 @@ class NearDuplicateGraph(beam.PTransform):
                 candidates | "ByMember" >> beam.Map(lambda e: (e[1], ("center", e[0]))),
             )
             | "CandidateMessages" >> beam.Flatten()
-            | "GroupCandidates" >> beam.GroupByKey()
+            | "GroupCandidates" >> MeteredGroupByKey(m)
             | "ShareSketches" >> beam.FlatMap(_share_sketch)
         )
-        verified = shared | "GroupSketches" >> beam.GroupByKey() | "Verify" >> beam.FlatMap(_verify, cfg)
+        verified = shared | "GroupSketches" >> MeteredGroupByKey(m) | "Verify" >> beam.FlatMap(_verify, cfg)
         edges = verified | "VerifiedEdges" >> beam.FlatMap(_only("edge"))
         candidate_sketches = verified | "CandidateSketches" >> beam.FlatMap(_only("sketch"))
-        labels = edges | "ConnectedComponents" >> ConnectedComponents(cfg.max_rounds)
+        labels = edges | "ConnectedComponents" >> ConnectedComponents(cfg.max_rounds, m)
         decisions = (
             (labels, candidate_sketches | "TagSketch" >> beam.Map(_tag("sketch")))
             | "LabelMessages" >> beam.Flatten()
-            | "GroupLabels" >> beam.GroupByKey()
+            | "GroupLabels" >> MeteredGroupByKey(m)
             | "ComponentMembers" >> beam.FlatMap(_component_member)
-            | "GroupByComponent" >> beam.GroupByKey()
+            | "GroupByComponent" >> MeteredGroupByKey(m)
             | "ChooseKeeper" >> beam.FlatMap(_choose_keeper)
         )
         return decisions

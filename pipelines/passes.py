@@ -52,6 +52,7 @@ from toxsieve.pipelines.near_dedup import ClusterDecision, apply_decision, make_
 from toxsieve.pipelines.near_dedup_beam import NearDuplicateGraph
 from toxsieve.pipelines.outputs import Row, audit_row, curated_row, dead_letter_row, metadata_row, row_size
 from toxsieve.pipelines.readers import detect_format, read_shard
+from toxsieve.pipelines.shuffle_meter import MeteredGroupByKey, Meters
 from toxsieve.pipelines.stages import STAGES, stat_keys
 from toxsieve.pipelines.stages.apply import _DeclaredStageFn
 from toxsieve.pipelines.transforms import (
@@ -411,11 +412,11 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
 # --- pass 2: decide ----------------------------------------------------------------------------
 
 
-def _renames(item: tuple[str, Iterable[tuple[int, int, str]]]) -> Iterator[tuple[tuple[int, int], str]]:
+def _renames(item: tuple[str, Iterable[tuple[int, int]]], paths: list[str]) -> Iterator[tuple[tuple[int, int], str]]:
     """Of documents sharing an id, all but the first in source order get a new one (doc_ids.py)."""
     doc_id, members = item
-    members = sorted(members, key=lambda m: (m[2], m[1]))
-    for index, offset, path in members[1:]:
+    ordered = sorted((paths[index], offset, index) for index, offset in members)
+    for path, offset, index in ordered[1:]:
         yield (index, offset), renamed_id(doc_id, path, offset)
 
 
@@ -458,15 +459,17 @@ def _near_join(item: tuple[bytes, Iterable[tuple[str, Any]]]) -> Iterator[tuple[
         yield position[0], ("near", position[1], decision)
 
 
-def decide(messages: beam.PCollection, cfg: Config, paths: list[str]) -> beam.PCollection:
-    """(shard, [decision messages]) for every input shard, from the small rows only."""
+def decide(messages: beam.PCollection, cfg: Config, paths: list[str],
+           meters: Meters | None = None) -> beam.PCollection:
+    """(shard, [decision messages]) for every input shard, from the small rows only. With ``meters``
+    (a list), the bytes entering every shuffle are counted there (``shuffle_meter``)."""
     rows = messages | "Rows" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "row" else [])
     parts = messages | "Parts" >> beam.FlatMap(lambda m: [(m[1], ("part", m[2], m[3], m[4]))] if m[0] == "part"
                                                else [])
     renames = (rows
-               | "IdPositions" >> beam.Map(lambda r: (r[0], (r[1], r[2], paths[r[1]])))
-               | "GroupByDocId" >> beam.GroupByKey()
-               | "RenameLaterIds" >> beam.FlatMap(_renames))
+               | "IdPositions" >> beam.Map(lambda r: (r[0], (r[1], r[2])))
+               | "GroupByDocId" >> MeteredGroupByKey(meters)
+               | "RenameLaterIds" >> beam.FlatMap(_renames, paths))
     decisions = [parts, renames | "RenameMessages" >> beam.Map(lambda kv: (kv[0][0], ("rename", kv[0][1], kv[1])))]
     candidates = (rows
                   | "DedupCandidates" >> beam.Filter(lambda r: r[3])
@@ -474,7 +477,7 @@ def decide(messages: beam.PCollection, cfg: Config, paths: list[str]) -> beam.PC
     if cfg.exact_dedup.enabled:
         grouped = (candidates
                    | "KeyByTextHash" >> beam.Map(lambda r: (r[4], r))
-                   | "GroupByTextHash" >> beam.GroupByKey()
+                   | "GroupByTextHash" >> MeteredGroupByKey(meters)
                    | "KeepOnePerHash" >> beam.FlatMap(_exact_group, paths))
         decisions.append(grouped | "ExactDecisions" >> beam.FlatMap(
             lambda m: [(m[1], m[2])] if m[0] == "decision" else []))
@@ -485,14 +488,14 @@ def decide(messages: beam.PCollection, cfg: Config, paths: list[str]) -> beam.PC
                  | "Sketched" >> beam.Filter(lambda r: r[6] is not None)
                  | "NearInput" >> beam.Map(_near_input, near_cfg, paths))
         graph = (nodes | "GraphInput" >> beam.Map(lambda n: n[:3])
-                 | "NearDuplicates" >> NearDuplicateGraph(near_cfg))
+                 | "NearDuplicates" >> NearDuplicateGraph(near_cfg, meters))
         decisions.append(
             (nodes | "NodePositions" >> beam.Map(lambda n: (n[0], ("pos", n[3]))),
              graph | "TagNearDecision" >> beam.Map(lambda kv: (kv[0], ("decision", kv[1]))))
             | "NearMessages" >> beam.Flatten()
-            | "GroupByNode" >> beam.GroupByKey()
+            | "GroupByNode" >> MeteredGroupByKey(meters, "NearDecisionsByNode")
             | "NearDecisions" >> beam.FlatMap(_near_join))
-    return decisions | "AllDecisions" >> beam.Flatten() | "GroupByShard" >> beam.GroupByKey()
+    return decisions | "AllDecisions" >> beam.Flatten() | "GroupByShard" >> MeteredGroupByKey(meters)
 
 
 # --- pass 3: materialise -----------------------------------------------------------------------
@@ -685,10 +688,13 @@ def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
 
 
 def materialise(decisions: beam.PCollection, cfg: Config, output: str, staging: str, paths: list[str],
-                run_id: str, counts_path: str) -> beam.PCollection:
+                run_id: str, counts_path: str, meters: Meters | None = None) -> beam.PCollection:
+    """Writes every shard's outputs; its counts, and the shuffle byte counts of ``meters``, to ``counts_path``."""
     results = decisions | "Materialise" >> beam.ParDo(_MaterialiseFn(cfg, output, staging, paths, run_id))
-    return (results
-            | "ShardCounts" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "counts" else [])
+    counts = results | "ShardCounts" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "counts" else [])
+    if meters:
+        counts = (counts, *meters) | "WithShuffleBytes" >> beam.Flatten()
+    return (counts
             | "SumCounts" >> beam.CombineGlobally(_sum_counts).without_defaults()
             | "WriteCounts" >> beam.Map(_write_counts, counts_path))
 

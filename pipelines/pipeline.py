@@ -53,8 +53,9 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
         messages.append(p | "Resumed" >> beam.Create(sorted(resumed))
                         | "ReadStaged" >> beam.ParDo(_ResumeShardFn(staging)))
     merged = messages[0] if len(messages) == 1 else messages | "AllSignals" >> beam.Flatten()
-    decisions = decide(merged, cfg, paths)
-    materialise(decisions, cfg, out, staging, paths, spec.run_id, FileSystems.join(out, COUNTS_FILE))
+    meters: list[beam.PCollection] = []  # bytes entering each shuffle, counted from the data
+    decisions = decide(merged, cfg, paths, meters)
+    materialise(decisions, cfg, out, staging, paths, spec.run_id, FileSystems.join(out, COUNTS_FILE), meters)
 
 
 __all__ = ["COUNTS_FILE", "OUTPUT_DIRS", "STAGING_DIR", "RunSpec", "curate"]

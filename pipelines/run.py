@@ -347,6 +347,7 @@ def finalize_stats(output: str, run_id: str, wall_s: float, expected_shards: int
         "toxicity": _toxicity_stats(counts),
         **_declared_stage_stats(counts),
         "outputs": {name: {"files": len(entries), "rows": rows[name]} for name, entries in files.items()},
+        "shuffle": _shuffle_stats(counts, read),
         "docs_per_s": round(read / wall_s, 1) if wall_s > 0 else None,
         "conservation": {"ok": all(checks.values()), "read": read, "accounted": accounted, "checks": checks},
     }
@@ -375,6 +376,13 @@ def _declared_stage_stats(counts: dict[str, int]) -> dict[str, Any]:
     return {"flagged_by_stage": flagged,
             "tokens": {"estimate": "ceil(UTF-8 bytes / 4) per kept document", "kept_total": sum(tokens.values()),
                        "kept_by_language": by_language}}
+
+
+def _shuffle_stats(counts: dict[str, int], read: int) -> dict[str, Any]:
+    """Bytes that entered the run's shuffles (Beam's encoding of each element; pipelines/shuffle_meter.py)."""
+    by_step = {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("shuffle_bytes/")}
+    total = sum(by_step.values())
+    return {"bytes": total, "bytes_per_document": round(total / read, 1) if read else None, "by_step": by_step}
 
 
 def _toxicity_stats(counts: dict[str, int]) -> dict[str, Any]:
