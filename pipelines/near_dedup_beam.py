@@ -317,9 +317,26 @@ class NearDuplicateGraph(beam.PTransform):
             | "GroupByBand" >> MeteredGroupByKey(m)
             | "LinkBuckets" >> beam.FlatMap(_link_bucket, cfg.max_bucket_size)
         )
+        sketches = sketched | "SketchByNode" >> beam.Map(lambda s: (s[0], s[1]))
+        return (candidates, sketches) | "Clusters" >> ClusterCandidates(cfg, m)
+
+
+class ClusterCandidates(beam.PTransform):
+    """(candidate edges, (node, sketch)) -> (node, ClusterDecision): verify each candidate edge on the
+    sketches, connected components of the verified edges, one keeper per component. ``sketches`` may
+    hold every node or only the candidates (nodes without an edge are ignored)."""
+
+    def __init__(self, cfg: NearDedupConfig, meters: Meters | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.meters = meters
+
+    def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        cfg, m = self.cfg, self.meters
+        candidates, sketches = pcolls
         shared = (
             (
-                sketched | "SketchByNode" >> beam.Map(lambda s: (s[0], ("sketch", s[1]))),
+                sketches | "TagSketch" >> beam.Map(lambda s: (s[0], ("sketch", s[1]))),
                 candidates | "ByCenter" >> beam.Map(lambda e: (e[0], ("member", e[1]))),
                 candidates | "ByMember" >> beam.Map(lambda e: (e[1], ("center", e[0]))),
             )
@@ -331,12 +348,11 @@ class NearDuplicateGraph(beam.PTransform):
         edges = verified | "VerifiedEdges" >> beam.FlatMap(_only("edge"))
         candidate_sketches = verified | "CandidateSketches" >> beam.FlatMap(_only("sketch"))
         labels = edges | "ConnectedComponents" >> ConnectedComponents(cfg.max_rounds, m)
-        decisions = (
-            (labels, candidate_sketches | "TagSketch" >> beam.Map(_tag("sketch")))
+        return (
+            (labels, candidate_sketches | "TagCandidateSketch" >> beam.Map(_tag("sketch")))
             | "LabelMessages" >> beam.Flatten()
             | "GroupLabels" >> MeteredGroupByKey(m)
             | "ComponentMembers" >> beam.FlatMap(_component_member)
             | "GroupByComponent" >> MeteredGroupByKey(m)
             | "ChooseKeeper" >> beam.FlatMap(_choose_keeper)
         )
-        return decisions

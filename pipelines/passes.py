@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import struct
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,8 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import xxhash
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -49,7 +53,7 @@ from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.inference import ScoreToxicity, _decide_fast, _FastScoreFn, is_hf_model_dir
 from toxsieve.pipelines.minhash import keeper_rank
 from toxsieve.pipelines.near_dedup import ClusterDecision, apply_decision, make_hasher, node_id, sketch_batch
-from toxsieve.pipelines.near_dedup_beam import NearDuplicateGraph
+from toxsieve.pipelines.near_dedup_beam import ClusterCandidates, _link_bucket
 from toxsieve.pipelines.outputs import Row, audit_row, curated_row, dead_letter_row, metadata_row, row_size
 from toxsieve.pipelines.readers import detect_format, read_shard
 from toxsieve.pipelines.shuffle_meter import MeteredGroupByKey, Meters
@@ -282,9 +286,9 @@ def staged_row(record: Document | DeadLetter, seq: int, sketch: Sketched | None)
 
 
 def small_row(index: int, row: dict[str, Any]) -> tuple[Any, ...]:
-    """What pass 2 sees of a staged document (no text)."""
-    return (row["doc_id"], index, row["offset"], row["alive"], row["text_hash"], row["text_len"],
-            row["signature"], row["shingles"], row["bands"])
+    """What pass 2 sees of a staged document: (doc_id, shard, offset, dedup candidate, text hash).
+    No text, no sketch: band keys and signatures are read back from staging where they are needed."""
+    return (row["doc_id"], index, row["offset"], row["alive"], row["text_hash"])
 
 
 class _StageShardsFn(beam.DoFn):
@@ -412,89 +416,287 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
 # --- pass 2: decide ----------------------------------------------------------------------------
 
 
-def _renames(item: tuple[str, Iterable[tuple[int, int]]], paths: list[str]) -> Iterator[tuple[tuple[int, int], str]]:
-    """Of documents sharing an id, all but the first in source order get a new one (doc_ids.py)."""
-    doc_id, members = item
-    ordered = sorted((paths[index], offset, index) for index, offset in members)
-    for path, offset, index in ordered[1:]:
-        yield (index, offset), renamed_id(doc_id, path, offset)
+# Every per-document record of the decide pass is packed: fixed-size numpy records, gathered per
+# bundle into one bytes value per partition, so a shuffle carries ~8-24 bytes per document and no
+# per-element overhead. A position (shard index << 40 | offset) names a document.
+_POSITION_BITS = 40
+_OFFSET_MASK = (1 << _POSITION_BITS) - 1
+_HASHED = np.dtype([("h1", ">u8"), ("h2", ">u8"), ("pos", ">u8")])  # a 128-bit hash and a position
+_BAND = np.dtype([("khi", ">u4"), ("klo", ">u2"), ("pos", ">u8")])  # 48 bits of band key and a position
+_BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
+_NODE = struct.Struct(">IQ")
 
 
-def _with_final_id(row: tuple[Any, ...], renames: dict[tuple[int, int], str]) -> tuple[Any, ...]:
-    new = renames.get((row[1], row[2]))
-    return row if new is None else (new, *row[1:])
+def position(index: int, offset: int) -> int:
+    if offset > _OFFSET_MASK or index >= 1 << (64 - _POSITION_BITS):
+        raise ValueError(f"input position out of range: file #{index}, offset {offset}")
+    return index << _POSITION_BITS | offset
 
 
-def _exact_group(item: tuple[str, Iterable[tuple[Any, ...]]], paths: list[str]) -> Iterator[tuple[Any, ...]]:
-    """One text-hash group: ``("keep", row)`` for the keeper, ``("decision", shard, ...)`` for the rest."""
-    rows = list(item[1])
-    if len(rows) == 1:
-        yield "keep", rows[0]
+def unposition(pos: int) -> tuple[int, int]:
+    return pos >> _POSITION_BITS, pos & _OFFSET_MASK
+
+
+def position_node(index: int, offset: int) -> bytes:
+    """A near-dedup graph node: 12 bytes, ordered like the input."""
+    return _NODE.pack(index, offset)
+
+
+def node_position(node: bytes) -> tuple[int, int]:
+    return _NODE.unpack(node)
+
+
+class _PackHashed(beam.DoFn):
+    """Small rows -> (partition, packed records of (128-bit hash, position)), one value per partition
+    per bundle. ``what``: ``doc_id`` (every document) or ``text`` (deduplication candidates)."""
+
+    def __init__(self, what: str, n_partitions: int) -> None:
+        self.what = what
+        self.n_partitions = n_partitions
+
+    def start_bundle(self) -> None:
+        self._rows: list[tuple[bytes, int]] = []
+
+    def process(self, row: tuple[Any, ...]) -> Iterator[Any]:
+        if self.what == "doc_id":
+            digest = xxhash.xxh3_128_digest(row[0].encode("utf-8", "surrogatepass"))
+        elif row[3] and row[4]:
+            digest = bytes.fromhex(row[4])
+        else:
+            return iter(())
+        self._rows.append((digest, position(row[1], row[2])))
+        return iter(())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if not self._rows:
+            return
+        records = np.empty(len(self._rows), dtype=_HASHED)
+        digests = np.frombuffer(b"".join(d for d, _ in self._rows), dtype=[("h1", ">u8"), ("h2", ">u8")])
+        records["h1"], records["h2"] = digests["h1"], digests["h2"]
+        records["pos"] = np.fromiter((p for _, p in self._rows), dtype=np.uint64, count=len(self._rows))
+        self._rows = []
+        partition = records["h1"] % np.uint64(self.n_partitions)
+        for p in np.unique(partition):
+            yield _global((int(p), records[partition == p].tobytes()))
+
+
+def _runs(records: np.ndarray, keys: tuple[str, ...]) -> Iterator[np.ndarray]:
+    """Groups of 2+ records with equal ``keys`` (records sorted by keys, then position)."""
+    if len(records) < 2:
         return
-    stubs = [Document(doc_id=r[0], source_path=paths[r[1]], source_offset=r[2], source_format="",
-                      text_hash=r[4]) for r in rows]
-    for row, out in zip(rows, resolve_exact_duplicates(stubs), strict=True):
-        if out.removal is None:
-            yield "keep", row
+    records = records[np.lexsort(tuple(records[k] for k in ("pos", *reversed(keys))))]
+    change = np.zeros(len(records), dtype=bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= records[k][1:] != records[k][:-1]
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], len(records))
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if end - start >= 2:
+            yield records[start:end]
+
+
+def _renamed_positions(item: tuple[int, Iterable[bytes]], paths: list[str]) -> Iterator[tuple[int, int]]:
+    """Of documents sharing an id (hash), all but the first in source order are renamed (doc_ids.py)."""
+    records = np.frombuffer(b"".join(item[1]), dtype=_HASHED)
+    for run in _runs(records, ("h1", "h2")):
+        members = sorted((paths[i], o, i) for i, o in map(unposition, run["pos"].tolist()))
+        for _, offset, index in members[1:]:
+            yield position(index, offset), 1
+
+
+def final_id(doc_id: str, index: int, offset: int, paths: list[str], renamed: dict[int, int]) -> str:
+    return renamed_id(doc_id, paths[index], offset) if position(index, offset) in renamed else doc_id
+
+
+def _exact_groups(item: tuple[int, Iterable[bytes]]) -> Iterator[tuple[int, tuple[str, int, bytes]]]:
+    """Members of every text-hash group of 2+: (shard, ("dup", offset, group key)), to fetch their ids."""
+    records = np.frombuffer(b"".join(item[1]), dtype=_HASHED)
+    for run in _runs(records, ("h1", "h2")):
+        group = run[:1].tobytes()[:16]
+        for pos in run["pos"].tolist():
+            index, offset = unposition(pos)
+            yield index, ("dup", offset, group)
+
+
+def _shard_messages(messages: Iterable[tuple[Any, ...]]) -> tuple[list[str], dict[str, dict[int, Any]]]:
+    """One shard's grouped messages: its staged files, and the other messages by kind and offset."""
+    files: list[str] = []
+    by_kind: dict[str, dict[int, Any]] = {}
+    for m in messages:
+        if m[0] == "part":
+            if m[1] is not None:
+                files.append(m[1])
         else:
-            yield "decision", row[1], ("exact", row[2], out.removal)
+            by_kind.setdefault(m[0], {})[m[1]] = m[2] if len(m) > 2 else None
+    return sorted(files), by_kind
 
 
-def _near_input(row: tuple[Any, ...], cfg: NearDedupConfig, paths: list[str]) -> tuple[Any, ...]:
-    doc_id, index, offset, _, _, text_len, signature, shingles, bands = row
-    path = paths[index]
-    node = node_id(Document(doc_id=doc_id, source_path=path, source_offset=offset, source_format=""))
-    rank = keeper_rank(cfg.keeper, doc_id, path, offset, text_len or 0)
-    return node, (doc_id, rank, signature, shingles), list(bands), (index, offset)
+def _read_staged(path: str, columns: list[str], offsets: Iterable[int] | None = None) -> pa.Table:
+    with FileSystems.open(path) as fh:
+        table = pq.read_table(fh, columns=columns)
+    if offsets is not None:
+        table = table.filter(pc.is_in(table.column("offset"), pa.array(sorted(offsets), pa.int64())))
+    return table
 
 
-def _near_join(item: tuple[bytes, Iterable[tuple[str, Any]]]) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    position, decision = None, None
-    for tag, value in item[1]:
-        if tag == "pos":
-            position = value
-        else:
-            decision = value
-    if position is not None and decision is not None:
-        yield position[0], ("near", position[1], decision)
+class _FetchIdsFn(beam.DoFn):
+    """Per shard: the (final) doc ids of its members of exact-duplicate groups, keyed by group."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def process(self, item: tuple[int, Iterable[tuple[Any, ...]]],
+                renamed: dict[int, int]) -> Iterator[tuple[bytes, tuple[str, int, int]]]:
+        index, messages = item
+        files, by_kind = _shard_messages(messages)
+        groups = by_kind.get("dup", {})
+        if not groups:
+            return
+        for staged in files:
+            for row in _read_staged(staged, ["offset", "doc_id"], groups).to_pylist():
+                offset = row["offset"]
+                yield groups[offset], (final_id(row["doc_id"], index, offset, self.paths, renamed), index, offset)
+
+
+def _exact_keeper(item: tuple[bytes, Iterable[tuple[str, int, int]]],
+                  paths: list[str]) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """One text-hash group: ``(shard, ("exact", offset, Removal))`` for every member but the keeper."""
+    members = sorted(item[1])
+    stubs = [Document(doc_id=doc_id, source_path=paths[index], source_offset=offset, source_format="")
+             for doc_id, index, offset in members]
+    for (_, index, offset), out in zip(members, resolve_exact_duplicates(stubs), strict=True):
+        if out.removal is not None:
+            yield index, ("exact", offset, out.removal)
+
+
+class _ShardBandsFn(beam.DoFn):
+    """Per shard: the band keys of its documents still in the running after exact dedup, packed per
+    band partition (48 bits of key + position: 14 bytes per band)."""
+
+    def __init__(self, n_partitions: int) -> None:
+        self.n_partitions = n_partitions
+
+    def process(self, item: tuple[int, Iterable[tuple[Any, ...]]]) -> Iterator[tuple[int, bytes]]:
+        index, messages = item
+        files, by_kind = _shard_messages(messages)
+        exact = by_kind.get("exact", {})
+        chunks = []
+        for path in files:
+            table = _read_staged(path, ["offset", "alive", "bands"])
+            keep = pc.and_(pc.fill_null(table.column("alive"), False), pc.is_valid(table.column("bands")))
+            if exact:
+                keep = pc.and_(keep, pc.invert(pc.is_in(table.column("offset"), pa.array(sorted(exact), pa.int64()))))
+            table = table.filter(keep)
+            if table.num_rows == 0:
+                continue
+            bands = table.column("bands").combine_chunks()
+            flat = b"".join(pc.list_flatten(bands).to_pylist())  # 2-byte band index + 8-byte hash each
+            raw = np.frombuffer(flat, dtype=[("band", ">u2"), ("hash", ">u8")])
+            key = raw["hash"].astype(np.uint64) ^ (raw["band"].astype(np.uint64) * _BAND_MIX)
+            offsets = np.repeat(table.column("offset").to_numpy().astype(np.uint64),
+                                pc.list_value_length(bands).to_numpy(zero_copy_only=False))
+            records = np.empty(len(raw), dtype=_BAND)
+            records["khi"] = (key >> np.uint64(32)).astype(np.uint32)
+            records["klo"] = ((key >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
+            records["pos"] = (np.uint64(position(index, 0))) | offsets
+            chunks.append((key % np.uint64(self.n_partitions), records))
+        if not chunks:
+            return
+        partition = np.concatenate([c[0] for c in chunks])
+        records = np.concatenate([c[1] for c in chunks])
+        for p in np.unique(partition):
+            yield int(p), records[partition == p].tobytes()
+
+
+def _link_packed(item: tuple[int, Iterable[bytes]], max_bucket_size: int) -> Iterator[tuple[bytes, bytes]]:
+    """Candidate edges of one band partition: each run of 2+ equal keys is a bucket (a 48-bit key may
+    join unrelated documents now and then: verification drops those candidates)."""
+    records = np.frombuffer(b"".join(item[1]), dtype=_BAND)
+    for run in _runs(records, ("khi", "klo")):
+        members = [position_node(*unposition(pos)) for pos in run["pos"].tolist()]
+        yield from _link_bucket((b"", members), max_bucket_size)
+
+
+class _FetchSketchesFn(beam.DoFn):
+    """Per shard: the sketches of its candidate nodes, read back from staging, with final ids."""
+
+    def __init__(self, cfg: NearDedupConfig, paths: list[str]) -> None:
+        self.cfg = cfg
+        self.paths = paths
+
+    def process(self, item: tuple[int, Iterable[tuple[Any, ...]]],
+                renamed: dict[int, int]) -> Iterator[tuple[bytes, tuple[Any, ...]]]:
+        index, messages = item
+        files, by_kind = _shard_messages(messages)
+        wanted = by_kind.get("node", {})
+        if not wanted:
+            return
+        path = self.paths[index]
+        for staged in files:
+            table = _read_staged(staged, ["offset", "doc_id", "text_len", "signature", "shingles"], wanted)
+            for row in table.to_pylist():
+                offset = row["offset"]
+                doc_id = final_id(row["doc_id"], index, offset, self.paths, renamed)
+                rank = keeper_rank(self.cfg.keeper, doc_id, path, offset, row["text_len"] or 0)
+                yield position_node(index, offset), (doc_id, rank, row["signature"], row["shingles"])
+
+
+def _endpoints(edge: tuple[bytes, bytes]) -> Iterator[tuple[int, tuple[str, int]]]:
+    for node in edge:
+        index, offset = node_position(node)
+        yield index, ("node", offset)
+
+
+def _rename_message(kv: tuple[int, int]) -> tuple[int, tuple[str, int]]:
+    index, offset = unposition(kv[0])
+    return index, ("rename", offset)
 
 
 def decide(messages: beam.PCollection, cfg: Config, paths: list[str],
-           meters: Meters | None = None) -> beam.PCollection:
-    """(shard, [decision messages]) for every input shard, from the small rows only. With ``meters``
-    (a list), the bytes entering every shuffle are counted there (``shuffle_meter``)."""
+           meters: Meters | None = None, n_partitions: int = 1) -> beam.PCollection:
+    """(shard, [decision messages]) for every input shard, from packed small keys only. With
+    ``meters`` (a list), the bytes entering every shuffle are counted there (``shuffle_meter``)."""
     rows = messages | "Rows" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "row" else [])
     parts = messages | "Parts" >> beam.FlatMap(lambda m: [(m[1], ("part", m[2], m[3], m[4]))] if m[0] == "part"
                                                else [])
     renames = (rows
-               | "IdPositions" >> beam.Map(lambda r: (r[0], (r[1], r[2])))
-               | "GroupByDocId" >> MeteredGroupByKey(meters)
-               | "RenameLaterIds" >> beam.FlatMap(_renames, paths))
-    decisions = [parts, renames | "RenameMessages" >> beam.Map(lambda kv: (kv[0][0], ("rename", kv[0][1], kv[1])))]
-    candidates = (rows
-                  | "DedupCandidates" >> beam.Filter(lambda r: r[3])
-                  | "FinalIds" >> beam.Map(_with_final_id, beam.pvalue.AsDict(renames)))
+               | "PackIds" >> beam.ParDo(_PackHashed("doc_id", n_partitions))
+               | "GroupByIdPartition" >> MeteredGroupByKey(meters)
+               | "RenameLaterIds" >> beam.FlatMap(_renamed_positions, paths))
+    renamed = beam.pvalue.AsDict(renames)
+    decisions = [parts, renames | "RenameMessages" >> beam.Map(_rename_message)]
+    exact = None
     if cfg.exact_dedup.enabled:
-        grouped = (candidates
-                   | "KeyByTextHash" >> beam.Map(lambda r: (r[4], r))
-                   | "GroupByTextHash" >> MeteredGroupByKey(meters)
-                   | "KeepOnePerHash" >> beam.FlatMap(_exact_group, paths))
-        decisions.append(grouped | "ExactDecisions" >> beam.FlatMap(
-            lambda m: [(m[1], m[2])] if m[0] == "decision" else []))
-        candidates = grouped | "ExactSurvivors" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "keep" else [])
+        dup_members = (rows
+                       | "PackTextHashes" >> beam.ParDo(_PackHashed("text", n_partitions))
+                       | "GroupByTextHashPartition" >> MeteredGroupByKey(meters)
+                       | "DuplicateGroups" >> beam.FlatMap(_exact_groups))
+        exact = ((parts, dup_members)
+                 | "IdRequests" >> beam.Flatten()
+                 | "GroupByShardForIds" >> MeteredGroupByKey(meters)
+                 | "FetchIds" >> beam.ParDo(_FetchIdsFn(paths), renamed)
+                 | "GroupByTextHash" >> MeteredGroupByKey(meters)
+                 | "KeepOnePerHash" >> beam.FlatMap(_exact_keeper, paths))
+        decisions.append(exact)
     if cfg.near_dedup.enabled:
         near_cfg = cfg.near_dedup
-        nodes = (candidates
-                 | "Sketched" >> beam.Filter(lambda r: r[6] is not None)
-                 | "NearInput" >> beam.Map(_near_input, near_cfg, paths))
-        graph = (nodes | "GraphInput" >> beam.Map(lambda n: n[:3])
-                 | "NearDuplicates" >> NearDuplicateGraph(near_cfg, meters))
+        per_shard = [parts] if exact is None else [parts, exact]
+        edges = (per_shard
+                 | "BandInputs" >> beam.Flatten()
+                 | "GroupByShardForBands" >> MeteredGroupByKey(meters)
+                 | "PackBandKeys" >> beam.ParDo(_ShardBandsFn(n_partitions))
+                 | "GroupByBandPartition" >> MeteredGroupByKey(meters)
+                 | "LinkBuckets" >> beam.FlatMap(_link_packed, near_cfg.max_bucket_size))
+        sketches = ((parts, edges | "CandidateNodes" >> beam.FlatMap(_endpoints))
+                    | "SketchRequests" >> beam.Flatten()
+                    | "GroupByShardForSketches" >> MeteredGroupByKey(meters)
+                    | "FetchSketches" >> beam.ParDo(_FetchSketchesFn(near_cfg, paths), renamed))
         decisions.append(
-            (nodes | "NodePositions" >> beam.Map(lambda n: (n[0], ("pos", n[3]))),
-             graph | "TagNearDecision" >> beam.Map(lambda kv: (kv[0], ("decision", kv[1]))))
-            | "NearMessages" >> beam.Flatten()
-            | "GroupByNode" >> MeteredGroupByKey(meters, "NearDecisionsByNode")
-            | "NearDecisions" >> beam.FlatMap(_near_join))
+            (edges, sketches)
+            | "NearDuplicates" >> ClusterCandidates(near_cfg, meters)
+            | "NearMessages" >> beam.Map(lambda kv: (node_position(kv[0])[0],
+                                                     ("near", node_position(kv[0])[1], kv[1]))))
     return decisions | "AllDecisions" >> beam.Flatten() | "GroupByShard" >> MeteredGroupByKey(meters)
 
 
@@ -615,7 +817,7 @@ class _MaterialiseFn(beam.DoFn):
         files: list[str] = []
         n_read: int | None = None
         n_staged = 0
-        renames: dict[int, str] = {}
+        renamed: set[int] = set()
         exact: dict[int, Any] = {}
         near: dict[int, ClusterDecision] = {}
         for message in messages:
@@ -628,7 +830,7 @@ class _MaterialiseFn(beam.DoFn):
                 if read is not None:
                     n_read = read
             elif kind == "rename":
-                renames[message[1]] = message[2]
+                renamed.add(message[1])
             elif kind == "exact":
                 exact[message[1]] = message[2]
             else:
@@ -646,7 +848,8 @@ class _MaterialiseFn(beam.DoFn):
                 writers["dead_letter"].add(dead_letter_row(record, self.run_id))
                 continue
             offset = record.source_offset
-            doc = apply_decisions(record, renames.get(offset), exact.get(offset), near.get(offset), self.cfg)
+            new_id = renamed_id(record.doc_id, record.source_path, offset) if offset in renamed else None
+            doc = apply_decisions(record, new_id, exact.get(offset), near.get(offset), self.cfg)
             if doc.removal is not None and doc.removal.stage in (Stage.EXACT_DEDUP, Stage.NEAR_DEDUP):
                 count_removal(doc)
             meta = metadata_row(doc)

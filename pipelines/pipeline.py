@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -54,7 +55,8 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
                         | "ReadStaged" >> beam.ParDo(_ResumeShardFn(staging)))
     merged = messages[0] if len(messages) == 1 else messages | "AllSignals" >> beam.Flatten()
     meters: list[beam.PCollection] = []  # bytes entering each shuffle, counted from the data
-    decisions = decide(merged, cfg, paths, meters)
+    # band keys are grouped in partitions of ~64 MiB of input each (results do not depend on the count)
+    decisions = decide(merged, cfg, paths, meters, n_partitions=max(1, math.ceil(spec.input_bytes / (64 << 20))))
     materialise(decisions, cfg, out, staging, paths, spec.run_id, FileSystems.join(out, COUNTS_FILE), meters)
 
 
