@@ -24,7 +24,10 @@ def resolve_exact_duplicates(group: Iterable[Document]) -> Iterator[Document]:
         if doc is keeper or doc.sort_key() == keeper.sort_key():
             yield doc
         else:
-            yield doc.removed(Removal(
-                Stage.EXACT_DEDUP, Reason.EXACT_DUPLICATE, score=1.0, duplicate_of=keeper.doc_id,
-                detail=f"same normalised text as {keeper.doc_id} ({keeper.source_path}@{keeper.source_offset})",
-            ))
+            yield doc.removed(exact_duplicate_removal(keeper.doc_id, keeper.source_path, keeper.source_offset))
+
+
+def exact_duplicate_removal(keeper_id: str, keeper_path: str, keeper_offset: int) -> Removal:
+    """The removal of a document whose normalised text equals that of the keeper."""
+    return Removal(Stage.EXACT_DEDUP, Reason.EXACT_DUPLICATE, score=1.0, duplicate_of=keeper_id,
+                   detail=f"same normalised text as {keeper_id} ({keeper_path}@{keeper_offset})")

@@ -47,7 +47,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import Config, NearDedupConfig, OutputConfig
-from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
+from toxsieve.pipelines.dedup_exact import exact_duplicate_removal
 from toxsieve.pipelines.doc_ids import renamed_id
 from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.inference import ScoreToxicity, _decide_fast, _FastScoreFn, is_hf_model_dir
@@ -421,8 +421,9 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
 # per-element overhead. A position (shard index << 40 | offset) names a document.
 _POSITION_BITS = 40
 _OFFSET_MASK = (1 << _POSITION_BITS) - 1
-_HASHED = np.dtype([("h1", ">u8"), ("h2", ">u8"), ("pos", ">u8")])  # a 128-bit hash and a position
-_BAND = np.dtype([("khi", ">u4"), ("klo", ">u2"), ("pos", ">u8")])  # 48 bits of band key and a position
+# little-endian: numpy turns a big-endian structured array into a native one when concatenating
+_HASHED = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("pos", "<u8")])  # a 128-bit hash and a position
+_BAND = np.dtype([("khi", "<u4"), ("klo", "<u2"), ("pos", "<u8")])  # 48 bits of band key and a position
 _BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
 _NODE = struct.Struct(">IQ")
 
@@ -513,7 +514,7 @@ def _exact_groups(item: tuple[int, Iterable[bytes]]) -> Iterator[tuple[int, tupl
     """Members of every text-hash group of 2+: (shard, ("dup", offset, group key)), to fetch their ids."""
     records = np.frombuffer(b"".join(item[1]), dtype=_HASHED)
     for run in _runs(records, ("h1", "h2")):
-        group = run[:1].tobytes()[:16]
+        group = run[:1].tobytes()[:16]  # the group's hash
         for pos in run["pos"].tolist():
             index, offset = unposition(pos)
             yield index, ("dup", offset, group)
@@ -561,13 +562,13 @@ class _FetchIdsFn(beam.DoFn):
 
 def _exact_keeper(item: tuple[bytes, Iterable[tuple[str, int, int]]],
                   paths: list[str]) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    """One text-hash group: ``(shard, ("exact", offset, Removal))`` for every member but the keeper."""
-    members = sorted(item[1])
-    stubs = [Document(doc_id=doc_id, source_path=paths[index], source_offset=offset, source_format="")
-             for doc_id, index, offset in members]
-    for (_, index, offset), out in zip(members, resolve_exact_duplicates(stubs), strict=True):
-        if out.removal is not None:
-            yield index, ("exact", offset, out.removal)
+    """One text-hash group: ``(shard, ("exact", offset, (keeper id, keeper shard, keeper offset)))`` for
+    every member but the keeper, the smallest (doc_id, source_path, offset) as in ``dedup_exact``."""
+    members = list(item[1])
+    keeper_id, keeper_index, keeper_offset = min(members, key=lambda m: (m[0], paths[m[1]], m[2]))
+    for doc_id, index, offset in members:
+        if (doc_id, index, offset) != (keeper_id, keeper_index, keeper_offset):
+            yield index, ("exact", offset, (keeper_id, keeper_index, keeper_offset))
 
 
 class _ShardBandsFn(beam.DoFn):
@@ -681,7 +682,8 @@ def decide(messages: beam.PCollection, cfg: Config, paths: list[str],
         decisions.append(exact)
     if cfg.near_dedup.enabled:
         near_cfg = cfg.near_dedup
-        per_shard = [parts] if exact is None else [parts, exact]
+        per_shard = [parts] if exact is None else [
+            parts, exact | "ExactOffsets" >> beam.Map(lambda kv: (kv[0], ("exact", kv[1][1])))]
         edges = (per_shard
                  | "BandInputs" >> beam.Flatten()
                  | "GroupByShardForBands" >> MeteredGroupByKey(meters)
@@ -832,7 +834,8 @@ class _MaterialiseFn(beam.DoFn):
             elif kind == "rename":
                 renamed.add(message[1])
             elif kind == "exact":
-                exact[message[1]] = message[2]
+                keeper_id, keeper_index, keeper_offset = message[2]
+                exact[message[1]] = exact_duplicate_removal(keeper_id, self.paths[keeper_index], keeper_offset)
             else:
                 near[message[1]] = message[2]
         counts: Counter[str] = Counter()
