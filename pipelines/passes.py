@@ -88,8 +88,8 @@ STAGED_SCHEMA = pa.schema([
     ("bands", pa.list_(pa.binary())),
     ("record", pa.binary()),  # pickle of the Document / DeadLetter (no raw HTML)
 ])
-SMALL_COLUMNS = [f.name for f in STAGED_SCHEMA if f.name != "record"]
 _FLUSH_ROWS = 256
+_READ_ROWS = 4096
 
 # The chain's per-document stages in pipeline order, by the Stage their removals carry; the
 # decide-pass stages after them. Names are the classes of the stage transforms (stats keys).
@@ -367,12 +367,11 @@ class _ResumeShardFn(beam.DoFn):
         n = 0
         files = [FileSystems.join(self.staging, f"{index:05d}", name) for name in marker["files"]]
         for path in files:
-            with FileSystems.open(path) as fh:
-                table = pq.read_table(fh, columns=SMALL_COLUMNS)
-            for row in table.to_pylist():
-                n += 1
-                if row["doc_id"] is not None:
-                    yield "row", small_row(index, row)
+            for table in _read_staged(path, ["offset", "doc_id", "alive", "text_hash"]):
+                for row in table.to_pylist():
+                    n += 1
+                    if row["doc_id"] is not None:
+                        yield "row", small_row(index, row)
         for i, path in enumerate(files):
             yield "part", index, path, n if i == 0 else 0, marker["n_read"] if i == 0 else None
         if not files:
@@ -456,7 +455,7 @@ class _PackHashed(beam.DoFn):
         self.n_partitions = n_partitions
 
     def start_bundle(self) -> None:
-        self._rows: list[tuple[bytes, int]] = []
+        self._packed = bytearray()  # 24 bytes per document, nothing else held
 
     def process(self, row: tuple[Any, ...]) -> Iterator[Any]:
         if self.what == "doc_id":
@@ -465,17 +464,15 @@ class _PackHashed(beam.DoFn):
             digest = bytes.fromhex(row[4])
         else:
             return iter(())
-        self._rows.append((digest, position(row[1], row[2])))
+        self._packed += digest
+        self._packed += position(row[1], row[2]).to_bytes(8, "little")
         return iter(())
 
     def finish_bundle(self) -> Iterator[Any]:
-        if not self._rows:
+        if not self._packed:
             return
-        records = np.empty(len(self._rows), dtype=_HASHED)
-        digests = np.frombuffer(b"".join(d for d, _ in self._rows), dtype=[("h1", ">u8"), ("h2", ">u8")])
-        records["h1"], records["h2"] = digests["h1"], digests["h2"]
-        records["pos"] = np.fromiter((p for _, p in self._rows), dtype=np.uint64, count=len(self._rows))
-        self._rows = []
+        records = np.frombuffer(bytes(self._packed), dtype=_HASHED)
+        self._packed = bytearray()
         partition = records["h1"] % np.uint64(self.n_partitions)
         for p in np.unique(partition):
             yield _global((int(p), records[partition == p].tobytes()))
@@ -533,12 +530,16 @@ def _shard_messages(messages: Iterable[tuple[Any, ...]]) -> tuple[list[str], dic
     return sorted(files), by_kind
 
 
-def _read_staged(path: str, columns: list[str], offsets: Iterable[int] | None = None) -> pa.Table:
+def _read_staged(path: str, columns: list[str], offsets: Iterable[int] | None = None) -> Iterator[pa.Table]:
+    """A staged file's columns, a few thousand rows at a time (only rows at ``offsets`` if given)."""
+    wanted = None if offsets is None else pa.array(sorted(offsets), pa.int64())
     with FileSystems.open(path) as fh:
-        table = pq.read_table(fh, columns=columns)
-    if offsets is not None:
-        table = table.filter(pc.is_in(table.column("offset"), pa.array(sorted(offsets), pa.int64())))
-    return table
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=_READ_ROWS, columns=columns):
+            table = pa.Table.from_batches([batch])
+            if wanted is not None:
+                table = table.filter(pc.is_in(table.column("offset"), wanted))
+            if table.num_rows:
+                yield table
 
 
 class _FetchIdsFn(beam.DoFn):
@@ -555,9 +556,11 @@ class _FetchIdsFn(beam.DoFn):
         if not groups:
             return
         for staged in files:
-            for row in _read_staged(staged, ["offset", "doc_id"], groups).to_pylist():
-                offset = row["offset"]
-                yield groups[offset], (final_id(row["doc_id"], index, offset, self.paths, renamed), index, offset)
+            for table in _read_staged(staged, ["offset", "doc_id"], groups):
+                for row in table.to_pylist():
+                    offset = row["offset"]
+                    yield groups[offset], (final_id(row["doc_id"], index, offset, self.paths, renamed), index,
+                                           offset)
 
 
 def _exact_keeper(item: tuple[bytes, Iterable[tuple[str, int, int]]],
@@ -582,30 +585,29 @@ class _ShardBandsFn(beam.DoFn):
         index, messages = item
         files, by_kind = _shard_messages(messages)
         exact = by_kind.get("exact", {})
-        chunks = []
+        exact_offsets = pa.array(sorted(exact), pa.int64()) if exact else None
         for path in files:
-            table = _read_staged(path, ["offset", "alive", "bands"])
-            keep = pc.and_(pc.fill_null(table.column("alive"), False), pc.is_valid(table.column("bands")))
-            if exact:
-                keep = pc.and_(keep, pc.invert(pc.is_in(table.column("offset"), pa.array(sorted(exact), pa.int64()))))
-            table = table.filter(keep)
-            if table.num_rows == 0:
-                continue
-            bands = table.column("bands").combine_chunks()
-            flat = b"".join(pc.list_flatten(bands).to_pylist())  # 2-byte band index + 8-byte hash each
-            raw = np.frombuffer(flat, dtype=[("band", ">u2"), ("hash", ">u8")])
-            key = raw["hash"].astype(np.uint64) ^ (raw["band"].astype(np.uint64) * _BAND_MIX)
-            offsets = np.repeat(table.column("offset").to_numpy().astype(np.uint64),
-                                pc.list_value_length(bands).to_numpy(zero_copy_only=False))
-            records = np.empty(len(raw), dtype=_BAND)
-            records["khi"] = (key >> np.uint64(32)).astype(np.uint32)
-            records["klo"] = ((key >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
-            records["pos"] = (np.uint64(position(index, 0))) | offsets
-            chunks.append((key % np.uint64(self.n_partitions), records))
-        if not chunks:
+            for table in _read_staged(path, ["offset", "alive", "bands"]):
+                yield from self._pack(index, table, exact_offsets)
+
+    def _pack(self, index: int, table: pa.Table, exact: pa.Array | None) -> Iterator[tuple[int, bytes]]:
+        keep = pc.and_(pc.fill_null(table.column("alive"), False), pc.is_valid(table.column("bands")))
+        if exact is not None:
+            keep = pc.and_(keep, pc.invert(pc.is_in(table.column("offset"), exact)))
+        table = table.filter(keep)
+        if table.num_rows == 0:
             return
-        partition = np.concatenate([c[0] for c in chunks])
-        records = np.concatenate([c[1] for c in chunks])
+        bands = table.column("bands").combine_chunks()
+        flat = b"".join(pc.list_flatten(bands).to_pylist())  # 2-byte band index + 8-byte hash each
+        raw = np.frombuffer(flat, dtype=[("band", ">u2"), ("hash", ">u8")])
+        key = raw["hash"].astype(np.uint64) ^ (raw["band"].astype(np.uint64) * _BAND_MIX)
+        offsets = np.repeat(table.column("offset").to_numpy().astype(np.uint64),
+                            pc.list_value_length(bands).to_numpy(zero_copy_only=False))
+        records = np.empty(len(raw), dtype=_BAND)
+        records["khi"] = (key >> np.uint64(32)).astype(np.uint32)
+        records["klo"] = ((key >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
+        records["pos"] = (np.uint64(position(index, 0))) | offsets
+        partition = key % np.uint64(self.n_partitions)
         for p in np.unique(partition):
             yield int(p), records[partition == p].tobytes()
 
@@ -635,12 +637,12 @@ class _FetchSketchesFn(beam.DoFn):
             return
         path = self.paths[index]
         for staged in files:
-            table = _read_staged(staged, ["offset", "doc_id", "text_len", "signature", "shingles"], wanted)
-            for row in table.to_pylist():
-                offset = row["offset"]
-                doc_id = final_id(row["doc_id"], index, offset, self.paths, renamed)
-                rank = keeper_rank(self.cfg.keeper, doc_id, path, offset, row["text_len"] or 0)
-                yield position_node(index, offset), (doc_id, rank, row["signature"], row["shingles"])
+            for table in _read_staged(staged, ["offset", "doc_id", "text_len", "signature", "shingles"], wanted):
+                for row in table.to_pylist():
+                    offset = row["offset"]
+                    doc_id = final_id(row["doc_id"], index, offset, self.paths, renamed)
+                    rank = keeper_rank(self.cfg.keeper, doc_id, path, offset, row["text_len"] or 0)
+                    yield position_node(index, offset), (doc_id, rank, row["signature"], row["shingles"])
 
 
 def _endpoints(edge: tuple[bytes, bytes]) -> Iterator[tuple[int, tuple[str, int]]]:
@@ -786,8 +788,23 @@ class _RollingWriter:
         return self.written
 
 
+def _in_source_order(path: str) -> bool:
+    order = pa.concat_tables(list(_read_staged(path, ["offset", "seq"])) or [STAGED_SCHEMA.empty_table()
+                                                                            .select(["offset", "seq"])])
+    offsets, seqs = order.column("offset").to_numpy(), order.column("seq").to_numpy()
+    step = np.diff(offsets)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(seqs) > 0))))
+
+
 def _staged_records(staging: str, index: int, files: list[str]) -> Iterator[Any]:
-    """The shard's staged records in source order (offset, then reader order)."""
+    """The shard's staged records in source order (offset, then reader order). One file written by a
+    fused chain is in that order already and is streamed; several parts (a chain that left the fused
+    path, e.g. through RunInference) are loaded and sorted."""
+    if len(files) == 1 and _in_source_order(files[0]):
+        for table in _read_staged(files[0], ["record"]):
+            for record in table.column("record").to_pylist():
+                yield pickle.loads(record)  # noqa: S301 - written by this run's own staging pass
+        return
     tables = []
     for path in files:
         with FileSystems.open(path) as fh:
@@ -871,6 +888,7 @@ class _MaterialiseFn(beam.DoFn):
                 counts[f"files/{name}"] += 1
                 yield "file", (name, path, n)
         progress.PROGRESS.add("materialised_shards")
+        progress.mark_file_done(progress.progress_dir(self.output), self.paths[index], written=True)
         yield "counts", dict(counts)
 
     def _tally(self, doc: Document, counts: Counter[str]) -> None:

@@ -109,17 +109,22 @@ def progress_dir(output: str) -> str:
     return FileSystems.join(output, PROGRESS_DIR)
 
 
-def marker_name(path: str) -> str:
-    return hashlib.sha1(path.encode("utf-8")).hexdigest()[:20] + ".done"
+SIGNALS = "pass 1/3 signals (read, extract, filter, score)"
+WRITTEN_PREFIX = "w-"  # the marker of an input file whose outputs are written (pass 3)
 
 
-def mark_file_done(directory: str, path: str) -> None:
-    """Record that ``path`` has been read completely (idempotent: a retried file rewrites its marker).
-    Progress is best effort: a marker that cannot be written never fails the run."""
+def marker_name(path: str, written: bool = False) -> str:
+    return (WRITTEN_PREFIX if written else "") + hashlib.sha1(path.encode("utf-8")).hexdigest()[:20] + ".done"
+
+
+def mark_file_done(directory: str, path: str, written: bool = False) -> None:
+    """Record that ``path`` has been read completely, or (``written``) that its outputs are written
+    (idempotent: a retried file rewrites its marker). Progress is best effort: a marker that cannot
+    be written never fails the run."""
     from apache_beam.io.filesystems import FileSystems
 
     try:
-        with FileSystems.create(FileSystems.join(directory, marker_name(path))) as fh:
+        with FileSystems.create(FileSystems.join(directory, marker_name(path, written))) as fh:
             fh.write(path.encode("utf-8"))
     except Exception as exc:  # noqa: BLE001 - progress must not break a run
         _LOG.debug("progress marker for %s not written: %s", path, exc)
@@ -152,6 +157,7 @@ class RunProgress:
                  clock: Callable[[], float] = time.monotonic, emit: Callable[[str], None] | None = None,
                  list_done: Callable[[str], set[str]] = list_markers) -> None:
         self._sizes = {marker_name(path): size for path, size in files}
+        self._written = {marker_name(path, written=True) for path, _ in files}
         self.files_total = len(self._sizes)
         self.bytes_total = sum(self._sizes.values())
         self.directory = directory
@@ -163,19 +169,21 @@ class RunProgress:
         self._window = RateWindow()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.stage = "reading and scoring"
+        self.stage = SIGNALS
 
-    def snapshot(self) -> tuple[int, int]:
-        done = self._list_done(self.directory) & self._sizes.keys()
-        return len(done), sum(self._sizes[name] for name in done)
+    def snapshot(self) -> tuple[int, int, int]:
+        """(files read, their bytes, files whose outputs are written)."""
+        markers = self._list_done(self.directory)
+        done = markers & self._sizes.keys()
+        return len(done), sum(self._sizes[name] for name in done), len(markers & self._written)
 
     def report(self) -> str:
-        files_done, bytes_done = self.snapshot()
+        files_done, bytes_done, written = self.snapshot()
         now = self._clock()
         self._window.add(now, bytes_done)
         stage = self.stage
-        if files_done >= self.files_total and stage == "reading and scoring":
-            stage = "all files read; dedup, decisions and writing"
+        if files_done >= self.files_total and stage == SIGNALS:
+            stage = f"passes 2-3/3 dedup decisions and outputs, {written}/{self.files_total} files written"
         line = progress_line(stage, files_done, self.files_total, bytes_done, self.bytes_total,
                              self._window.rate(), now - self._started)
         self._emit(line)

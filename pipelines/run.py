@@ -234,6 +234,8 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
         spec = RunSpec(inputs=[path for path, _ in files], output=output, config=cfg, run_id=run_id,
                        input_bytes=sum(size for _, size in files), resumed=resumed)
         markers = progress.progress_dir(output)
+        for i in resumed:  # read by the interrupted attempt
+            progress.mark_file_done(markers, files[i][0])
         with progress.RunProgress(files, markers, cfg.run.progress_interval_s) as run_progress:
             with beam.Pipeline(runner=runner, options=options) as p:
                 curate(p, spec)

@@ -73,11 +73,12 @@ def test_run_progress_counts_marked_files_and_their_bytes() -> None:
     done |= {marker_name("b.warc.gz"), marker_name("not-an-input")}  # a stray marker is not counted
     line = prog.report()
     assert "files 1/3" in line and "300 B / 1000 B (30.0%)" in line and "30 B/s" in line
-    assert "reading ETA 23s" in line and "reading and scoring" in line
+    assert "reading ETA 23s" in line and "pass 1/3 signals" in line
     now[0] = 20.0
-    done |= {marker_name("a.warc.gz"), marker_name("c.jsonl")}
+    done |= {marker_name("a.warc.gz"), marker_name("c.jsonl"), marker_name("c.jsonl", written=True)}
     line = prog.report()
-    assert "files 3/3" in line and "(100.0%)" in line and "all files read" in line and "reading ETA 0s" in line
+    assert "files 3/3" in line and "(100.0%)" in line and "reading ETA 0s" in line
+    assert "passes 2-3/3 dedup decisions and outputs, 1/3 files written" in line
     assert lines[-1] == line
 
 
