@@ -6,8 +6,8 @@ Usage: .venv/bin/python bench/streaming_bench.py [--docs 20000 100000] [--shards
            [--baseline PATH/TO/other/.venv/bin/toxsieve --baseline-name NAME] [--out docs/benchmarks.md]
 
 The corpus is bench/pipeline_bench.py's (real sentences from the crawl fixtures recombined, seeded,
-cached under out/bench/pipeline/corpus/). The config is the default with toxicity off (the stages
-of the issue's table: LID, word blocklist, quality rules, exact and MinHash dedup). Each run is a
+cached under out/bench/pipeline/corpus/). The config runs the stages of the issue's table: LID, word
+blocklist, exact and MinHash dedup (toxicity, URL lists and quality rules off). Each run is a
 fresh process, as a user would start it; memory is the peak RSS summed over the whole process tree
 (sampled every 0.2 s). "Growth per document" is (peak at the larger size − peak at the smaller) /
 (difference in documents): what grows with the input.
@@ -34,6 +34,17 @@ MODES = {
 }
 START, END = "<!-- bench:streaming:start -->", "<!-- bench:streaming:end -->"
 HEADING = "## Streaming: memory, shuffles, workers (issue #11)"
+# The stages of the issue's table (and of datatrove's comparison): LID, word blocklist, exact and MinHash
+# dedup; toxicity, the URL lists and the quality rules off.
+SAME_STAGES = """toxicity: {enabled: false}
+blocklists:
+  url: {enabled: false}
+quality:
+  length: {enabled: false}
+  gopher_quality: {enabled: false}
+  c4: {enabled: false}
+  fineweb: {enabled: false}
+"""
 
 
 def main() -> int:
@@ -49,7 +60,7 @@ def main() -> int:
     work = REPO / "out" / "bench" / "streaming"
     work.mkdir(parents=True, exist_ok=True)
     config = work / "no-toxicity.yaml"
-    config.write_text("toxicity:\n  enabled: false\n")
+    config.write_text(SAME_STAGES)
     engines = [("this tree", TOXSIEVE)] + ([(args.baseline_name, args.baseline)] if args.baseline else [])
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     results = []  # (engine, docs, mode, measurement, stats)
@@ -80,8 +91,8 @@ def report(results: list, engines: list, args: argparse.Namespace, started: str)
              f"other process during the run), Python {platform.python_version()}, Beam 2.77.0. Command: "
              f"`.venv/bin/python bench/streaming_bench.py --docs {' '.join(map(str, args.docs))} --shards "
              f"{args.shards}" + (f" --baseline … --baseline-name {args.baseline_name}`" if args.baseline else "`")
-             + ". Corpus: bench/pipeline_bench.py's generator (seed 0), JSONL.gz; default config with toxicity "
-             "off. One fresh process per row.",
+             + ". Corpus: bench/pipeline_bench.py's generator (seed 0), JSONL.gz in 16 files; stages: LID, word "
+             "blocklist, exact and MinHash dedup (toxicity, URL lists, quality rules off). One fresh process per row.",
              "",
              "| engine | documents | mode | wall s | docs/s | peak RSS (tree) | CPU s | others | kept | "
              "shuffled bytes / doc |",

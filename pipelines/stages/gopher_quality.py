@@ -76,7 +76,7 @@ def score(doc: Any, cfg: GopherQualityConfig) -> dict[str, Any]:
     n_words = T.word_units(tokens)
     per_word = max(n_words, 1.0)
     lines = T.lines(text) or [""]
-    spaced = [t for t in tokens if not T.is_unspaced(t)]
+    spaced = [t for t in tokens if not T.is_unspaced(t)] if T.has_unspaced(tokens) else tokens
     stop_list = cfg.stop_words.get(doc.language or "")
     stop = frozenset(stop_list) if stop_list else None
     return {
@@ -87,7 +87,7 @@ def score(doc: Any, cfg: GopherQualityConfig) -> dict[str, Any]:
         "ellipsis_ratio": round((text.count("...") + text.count("…")) / per_word, 4),
         "bullet_lines_frac": round(sum(line.startswith(BULLETS) for line in lines) / len(lines), 4),
         "ellipsis_lines_frac": round(sum(line.endswith(T.ELLIPSES) for line in lines) / len(lines), 4),
-        "alpha_words_frac": round(sum(any(c.isalpha() for c in t) for t in tokens) / len(tokens), 4)
+        "alpha_words_frac": round(sum(t.isalpha() or any(c.isalpha() for c in t) for t in tokens) / len(tokens), 4)
         if tokens else 0.0,
         "stop_words": sum(t.lower() in stop for t in tokens) if stop is not None else None,
     }

@@ -42,7 +42,13 @@ def _is_edge(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "PSZC"
 
 
+_ASCII_EDGES = "".join(chr(i) for i in range(128) if unicodedata.category(chr(i))[0] in "PSZC")
+
+
 def _strip(token: str) -> str:
+    """The token without punctuation, symbols, separators or control characters at either end."""
+    if token.isascii():
+        return token.strip(_ASCII_EDGES)  # the same rule, in C, for the common case
     start, end = 0, len(token)
     while start < end and _is_edge(token[start]):
         start += 1
@@ -92,17 +98,36 @@ def token_units(token: str) -> float:
     return 1.0
 
 
+@functools.lru_cache(maxsize=8)
+def _units(tokens: tuple[str, ...]) -> tuple[float, float]:
+    """(word units, of which from unspaced scripts), summed token by token in order; a text without
+    any unspaced character (most of the web) is counted without looking at each token."""
+    if _UNSPACED.search(" ".join(tokens)) is None:
+        return float(len(tokens)), 0.0
+    total = unspaced = 0.0
+    for t in tokens:
+        units = token_units(t)
+        total += units
+        if _UNSPACED.match(t):
+            unspaced += units
+    return total, unspaced
+
+
 def word_units(tokens: tuple[str, ...] | list[str]) -> float:
     """Comparable length in words of a token list (spaced words + unspaced characters / factor)."""
-    return sum(token_units(t) for t in tokens)
+    return _units(tuple(tokens))[0]
+
+
+def has_unspaced(tokens: tuple[str, ...] | list[str]) -> bool:
+    return _units(tuple(tokens))[1] > 0
 
 
 def unspaced_share(tokens: tuple[str, ...] | list[str]) -> float:
     """Share of the word units that come from unspaced scripts (0 for English, ~1 for Chinese)."""
-    total = word_units(tokens)
+    total, unspaced = _units(tuple(tokens))
     if total == 0:
         return 0.0
-    return sum(token_units(t) for t in tokens if _UNSPACED.match(t)) / total
+    return unspaced / total
 
 
 def latin_length(line: str) -> float:
