@@ -136,6 +136,23 @@ def _count_jsonl(pattern: str) -> int:
     return n
 
 
+def kept_ids(run_dir: Path, side: str) -> set[str]:
+    """The ids of the kept documents of a run (read after it, outside the timing)."""
+    ids: set[str] = set()
+    if side == "datatrove":
+        for path in glob.glob(str(run_dir / "kept" / "*.jsonl.gz")):
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                ids.update(json.loads(line)["id"] for line in fh)
+        return ids
+    import pyarrow.parquet as pq
+
+    for path in glob.glob(str(run_dir / "kept" / "**" / "*.parquet"), recursive=True):
+        table = pq.read_table(path)
+        column = "doc_id" if "doc_id" in table.column_names else "id"
+        ids.update(table.column(column).to_pylist())
+    return ids
+
+
 def datatrove_counts(run_dir: Path) -> dict[str, int]:
     counts = {"kept": _count_jsonl(str(run_dir / "kept" / "*.jsonl.gz"))}
     for stage in ("language", "badwords", "minhash"):
@@ -227,6 +244,10 @@ def render(results: list[dict[str, Any]], switched_off: list[str], dt_python: Pa
                      f"toxsieve kept {t['kept']:,} (removed: {tx_part}; dead-lettered {t['dead_lettered']:,}). "
                      + "; ".join(f"{side}: 1 and 2 workers give {'the same' if ok else 'DIFFERENT'} counts"
                                  for side, ok in same.items()) + ".")
+        if "kept_overlap" in r:
+            o = r["kept_overlap"]
+            lines.append(f"  Kept ids: {o['both']:,} kept by both, {o['datatrove_only']:,} by datatrove only, "
+                         f"{o['toxsieve_only']:,} by toxsieve only (where they differ it is usually which copy of a duplicate each keeps).")
     lines += ["", "Known differences (the work is the same stage by stage, not byte for byte):", "",
               "- Dedup: datatrove has no exact document-dedup block; its MinHash step also removes exact and "
               "whitespace duplicates. toxsieve runs exact dedup (normalised-text hash) and then MinHash on the rest.",
@@ -276,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
             m = run_one(mode, corpus.directory, corpus.glob, layout, dt_python, config, args.settle)
             modes[mode] = {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "peak_rss_bytes": m.peak_rss_bytes,
                            "background_cores": m.background_cores, **m.detail}
-        results.append({"docs": docs, "shards": args.shards, "modes": modes})
+        a = kept_ids(BENCH_DIR / "runs" / f"{layout}-datatrove-2w", "datatrove")
+        b = kept_ids(BENCH_DIR / "runs" / f"{layout}-toxsieve-2w", "toxsieve")
+        results.append({"docs": docs, "shards": args.shards, "modes": modes,
+                        "kept_overlap": {"both": len(a & b), "datatrove_only": len(a - b), "toxsieve_only": len(b - a)}})
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     command = ".venv/bin/python bench/datatrove_bench.py " + " ".join(
