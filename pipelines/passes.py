@@ -50,7 +50,7 @@ from toxsieve.pipelines.config import Config, NearDedupConfig, OutputConfig
 from toxsieve.pipelines.dedup_exact import exact_duplicate_removal
 from toxsieve.pipelines.doc_ids import renamed_id
 from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.inference import ScoreToxicity, _decide_fast, _FastScoreFn, is_hf_model_dir
+from toxsieve.pipelines.fast_scoring import _decide_fast, _FastScoreFn, is_hf_model_dir
 from toxsieve.pipelines.minhash import keeper_rank
 from toxsieve.pipelines.near_dedup import ClusterDecision, apply_decision, make_hasher, node_id, sketch_batch
 from toxsieve.pipelines.near_dedup_beam import ClusterCandidates, _link_bucket
@@ -401,6 +401,8 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
         else:
             # A Hugging Face checkpoint runs through RunInference (its own, possibly GPU, workers): the
             # documents it scores leave the fused chain there and come back through a Flatten.
+            from toxsieve.pipelines.inference import ScoreToxicity  # imports apache_beam.ml (torch)
+
             kept = records | "ScoreToxicity/Kept" >> beam.Filter(_alive)
             rest = records | "ScoreToxicity/Rest" >> beam.Filter(lambda e: not _alive(e))
             scored, removed = kept | "ScoreToxicity" >> ScoreToxicity(tox)

@@ -28,7 +28,7 @@ from toxsieve.classifiers.langid import resolve_lid_model
 from toxsieve.pipelines import progress
 from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.pipelines.config import Config
-from toxsieve.pipelines.inference import is_hf_model_dir
+from toxsieve.pipelines.fast_scoring import is_hf_model_dir
 from toxsieve.pipelines.input_lists import InputListError, check_filesystems
 from toxsieve.pipelines.lock import LOCK_FILE, OutputLockedError, output_lock
 from toxsieve.pipelines.passes import read_done_marker
