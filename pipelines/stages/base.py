@@ -51,8 +51,10 @@ class DeclaredStage:
     length or a stop-word list); ``decide(signals, cfg)`` compares the stored signals with the
     config's *thresholds* and returns a ``Removal`` (reason + evidence) or ``None``; ``signals``
     holds the stage's own signals plus the document's ``language``, all of which ``metadata/``
-    stores, so a decision can be re-made from a finished run. Both are pure. ``rewrite(doc, cfg)``, if declared, returns the text a kept document continues with
-    (line-level cleaning); it runs only in filter mode, after ``decide`` kept the document.
+    stores, so a decision can be re-made from a finished run (``toxsieve redecide``). Both are pure.
+    ``rewrite(doc, cfg)``, if declared, returns the text a kept document continues with (line-level
+    cleaning); it runs only in filter mode, after ``decide`` kept the document. ``measure`` names the
+    config fields ``score``/``rewrite`` read; ``redecide`` may change only the others.
     """
 
     name: str  # the Stage value stored in Parquet and the config key under `quality:`
@@ -64,6 +66,13 @@ class DeclaredStage:
     score: Callable[[Document, Any], dict[str, Any]]
     decide: Callable[[Mapping[str, Any], Any], Removal | None]
     rewrite: Callable[[Document, Any], str] | None = None
+    # config fields that score() or rewrite() read (measurement settings): changing one changes the
+    # stored signals, so `toxsieve redecide` refuses it; every other field only decides
+    measure: tuple[str, ...] = ()
+
+    def stored_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``decide`` sees, from a ``metadata/`` row: the stage's stored signals and the language."""
+        return {**{s.name: row[self.column(s.name)] for s in self.signals}, "language": row["language"]}
 
     def column(self, signal: str) -> str:
         return f"{self.name}_{signal}"
