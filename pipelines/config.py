@@ -417,10 +417,16 @@ def parse_language_thresholds(values: list[str]) -> dict[str, float]:
     return out
 
 
+class Replace(dict):  # type: ignore[type-arg]
+    """A mapping value given whole (``--set toxicity.threshold_per_language={zh: 0.5}``): it replaces the
+    mapping it is laid over instead of merging into it."""
+
+
 def parse_overrides(values: Sequence[str]) -> dict[str, Any]:
     """``--set KEY=VALUE`` settings as a nested mapping: dotted keys as in the config file, values parsed
     as YAML (``0.7``, ``false``, ``[en, de]``, ``{zh: 0.5}``). Laid over a config with ``merge_config``,
-    then validated like a config file (an unknown key names itself)."""
+    then validated like a config file (an unknown key names itself). A mapping value replaces the
+    mapping at its key (``...per_language={}`` clears it); a dotted key inside it sets one entry."""
     out: dict[str, Any] = {}
     for value in values:
         key, sep, text = value.partition("=")
@@ -438,7 +444,7 @@ def parse_overrides(values: Sequence[str]) -> dict[str, Any]:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is set to a value, not a section")
             node = child
-        node[parts[-1]] = parsed
+        node[parts[-1]] = Replace(parsed) if isinstance(parsed, dict) else parsed
     return out
 
 
@@ -448,7 +454,9 @@ def merge_config(base: Mapping[str, Any], overlay: Mapping[str, Any], prefix: st
     out = dict(base)
     for key, value in overlay.items():
         current = out.get(key)
-        if isinstance(value, Mapping) and isinstance(current, Mapping):
+        if isinstance(value, Replace):
+            out[key] = dict(value)
+        elif isinstance(value, Mapping) and isinstance(current, Mapping):
             out[key] = merge_config(current, value, f"{prefix}{key}.")
         elif isinstance(value, Mapping) and current is not None and key in out:
             raise ConfigError(f"config key '{prefix}{key}' is a value ({current!r}), not a section")
