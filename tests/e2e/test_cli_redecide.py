@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
+from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS
 from toxsieve.pipelines.cli import main
 from toxsieve.pipelines.config import merge_config, parse_overrides
 
@@ -143,3 +143,29 @@ def test_tightening_a_filtered_run_is_always_possible(runs: dict[str, Path]) -> 
     assert stats["conservation"]["ok"] and stats["kept"] < before["kept"]
     assert stats["removed_by_stage"]["length"]["below_length_floor"] > before["removed_by_stage"]["length"].get(
         "below_length_floor", 0)
+
+
+def test_removing_part_of_a_near_duplicate_cluster_is_refused(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A page and a shorter copy of it are near-duplicates; a length floor between their lengths would
+    remove one before near-dedup, and which one near-dedup keeps then is not in the stored signals."""
+    import gzip
+
+    shard = CRAWL / "dolma_tests" / "multiple_files__cc_en_head-0091.jsonl.gz"
+    with gzip.open(shard, "rt", encoding="utf-8") as fh:
+        page = next(json.loads(line) for line in fh if 200 < len(json.loads(line)["text"].split()) < 400)
+    words = page["text"].split(" ")
+    docs = [{"id": "a-full", "text": page["text"], "metadata": {"url": page["id"]}},
+            {"id": "b-short", "text": " ".join(words[:-15]), "metadata": {"url": page["id"] + "?copy"}}]
+    data = tmp_path / "pages.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    source = tmp_path / "source"
+    assert main(["run", "--output", str(source), "--quiet", "--config", str(DEMO_CONFIG), "--input", str(data)]) == 0
+    meta = {r["doc_id"]: r for r in pq.read_table(source / "metadata").to_pylist()}
+    assert meta["a-full"]["near_dup_cluster_size"] == 2 and meta["b-short"]["stage"] == "near_dedup"
+    floor = (meta["a-full"]["length_words"] + meta["b-short"]["length_words"]) / 2
+    out = tmp_path / "new"
+    assert main(["redecide", str(source), "--output", str(out), "--set", f"quality.length.min_words={floor}"]) == 2
+    assert "1 document(s) in near-duplicate clusters" in capsys.readouterr().err and not out.exists()
+    # a floor both pass, or one that removes both, leaves near-dedup's input as it was
+    assert main(["redecide", str(source), "--output", str(out), "--set", "quality.length.min_words=40"]) == 0
