@@ -39,8 +39,10 @@ only records its flag); columns of stages it no longer reaches become null, as i
 
 Decisions compare the stored values: ``language_score`` and ``blocklist_match_fraction`` are
 float32 in ``metadata/``, so a score within float32 precision (~1e-7) of a threshold may decide
-differently than in the run that measured it. Memory: one metadata row per document (no texts;
-texts stream file by file). Local paths only.
+differently than in the run that measured it. Two passes over the stored files, one file at a time:
+pass 1 decides and checks (nothing written), pass 2 writes. Memory: the small evidence of each
+document removed by a re-decided stage, and the metadata row of each restored document (no
+texts); still-kept documents and fixed-stage removals need nothing. Local paths only.
 """
 
 from __future__ import annotations
@@ -314,7 +316,12 @@ def load_source(source: str | Path, output: str | Path) -> tuple[Path, Path, dic
 
 @dataclass
 class Plan:
-    walks: dict[Key, Walk]
+    """What pass 2 needs beyond the stored rows: for each document whose kept/ or removed/ row changes,
+    its new Removal (removed by a re-decidable stage) or, restored, its new metadata row. Documents
+    still kept, or still removed by a fixed or dedup stage, need nothing: their rows follow from the
+    stored ones."""
+
+    changes: dict[Key, Removal | dict[str, Any]]
     changed: list[str]
     newly_removed: int = 0
     restored: int = 0
@@ -323,7 +330,9 @@ class Plan:
 def plan(src: Path, src_cfg: Config, new_cfg: Config, note: str | None = None) -> Plan:
     """Pass 1, before anything is written: every document's new decision, and every refusal."""
     changed = check_settings(src_cfg, new_cfg)
-    walks: dict[Key, Walk] = {}
+    changes: dict[Key, Removal | dict[str, Any]] = {}
+    restore: set[Key] = set()
+    newly_removed = 0
     missing: Counter[tuple[str, str]] = Counter()
     lost_rewrite = 0
     left_exact: set[str] = set()  # doc_ids that reached exact dedup in the source but no longer do
@@ -332,7 +341,12 @@ def plan(src: Path, src_cfg: Config, new_cfg: Config, note: str | None = None) -
     for path in _files(src / "metadata"):
         for row in _rows(path):
             w = walk(row, src_cfg, new_cfg, note)
-            walks[_key(row)] = w
+            if isinstance(w.removal, Removal):
+                changes[_key(row)] = w.removal
+                newly_removed += not w.source_removed
+            elif w.removal is None and w.source_removed:
+                changes[_key(row)] = w.row
+                restore.add(_key(row))
             if w.missing:
                 missing[(w.missing, row["stage"] or "kept")] += 1
                 continue
@@ -367,14 +381,7 @@ def plan(src: Path, src_cfg: Config, new_cfg: Config, note: str | None = None) -
         raise RedecideError(
             f"cannot re-decide: {lost_rewrite} document(s) would now stop before, or pass, a stage that rewrote "
             "the text (C4 line cleaning in filter mode); the text on the other side of the rewrite is not stored")
-    result = Plan(walks, changed)
-    restore: set[Key] = set()
-    for key, w in walks.items():
-        if w.source_removed and w.removal is None:
-            restore.add(key)
-        elif not w.source_removed and isinstance(w.removal, Removal):
-            result.newly_removed += 1
-    result.restored = len(restore)
+    result = Plan(changes, changed, newly_removed, len(restore))
     if restore:
         unrestorable = 0
         for path in _files(src / "removed"):
@@ -405,14 +412,15 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
     except ConfigError as exc:
         raise RunError(str(exc)) from exc
     run_id = run_id or new_run_id()
-    p = plan(src, src_cfg, cfg, note(manifest.get("run_id")) if note else None)
+    note_text = note(manifest.get("run_id")) if note else None
+    p = plan(src, src_cfg, cfg, note_text)
 
     with hold_output(str(dst), run_id):  # one run per output directory
         prepare_output(str(dst), overwrite)
         counts: Counter[str] = Counter()
         fast = cfg.toxicity.threshold_for if cfg.toxicity.cascade_model or cfg.toxicity.cascade_models else None
         for path in _files(src / "metadata"):
-            rows = [p.walks[_key(row)].row for row in _rows(path)]
+            rows = [walk(row, src_cfg, cfg, note_text).row for row in _rows(path)]  # as in pass 1
             for row in rows:
                 counts.update(funnel_keys(row, fast))
                 for key, n in stat_keys(row):
@@ -421,26 +429,28 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
         for path in _files(src / "kept"):
             kept, moved = [], []
             for row in _rows(path):
-                w = p.walks[_key(row)]
-                if w.removal is None:
-                    kept.append(curated_row(_document(w.row, row["text"])))
+                change = p.changes.get(_key(row))
+                if change is None:
+                    kept.append(_still_kept(row, cfg))
                 else:
-                    moved.append(audit_row(_document(w.row, row["text"], w.removal), run_id, cfg.output))
+                    assert isinstance(change, Removal)
+                    moved.append(audit_row(_document(row, row["text"], change), run_id, cfg.output))
             _write(kept, CURATED_SCHEMA, dst / "kept" / path.name, cfg)
             if moved:
                 _write(moved, AUDIT_SCHEMA, dst / "removed" / f"{command}-{path.name}", cfg)
         for path in _files(src / "removed"):
             still, restored = [], []
             for row in _rows(path):
-                w = p.walks[_key(row)]
-                if w.removal is None:
-                    restored.append(curated_row(_document(w.row, row["text"])))
-                elif w.removal == SOURCE:
+                change = p.changes.get(_key(row))
+                if change is None:  # removed by a fixed or dedup stage: its evidence stands
                     still.append({**row, "run_id": run_id})
+                elif isinstance(change, Removal):
+                    still.append({**row, "run_id": run_id, "stage": change.stage.value, "reason": change.reason.value,
+                                  "score": change.score, "threshold": change.threshold,
+                                  "duplicate_of": change.duplicate_of, "matched": list(change.matched) or None,
+                                  "detail": change.detail})
                 else:
-                    new = audit_row(_document(w.row, None, w.removal), run_id, cfg.output)
-                    still.append({**new, "text": row["text"], "text_truncated": row["text_truncated"],
-                                  "n_chars": w.row["n_chars"]})
+                    restored.append(curated_row(_document(change, row["text"])))
             _write(still, AUDIT_SCHEMA, dst / "removed" / path.name, cfg)
             if restored:
                 _write(restored, CURATED_SCHEMA, dst / "kept" / f"{command}-{path.name}", cfg)
@@ -465,14 +475,23 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
     return stats
 
 
-def _document(meta: Mapping[str, Any], text: str | None, removal: Removal | str | None = None) -> Document:
-    """The Document a fresh run would have written at this point, from the new metadata row and the text:
-    the outputs' own row builders then make the kept/ and removed/ rows."""
+def _still_kept(row: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """A kept/ row of a document still kept: it reached every enabled stage, so only the columns of a
+    stage now disabled change (to null, as in a fresh run)."""
+    if not cfg.toxicity.enabled:
+        row = {**row, "toxicity_score": None, "toxicity_label_scores": None}
+    if not PER_DOCUMENT["length"].enabled(cfg):
+        row = {**row, "n_tokens": None}
+    return row
+
+
+def _document(meta: Mapping[str, Any], text: str | None, removal: Removal | None = None) -> Document:
+    """The Document a fresh run would have written at this point, from a metadata/ (or kept/) row and the
+    text: the outputs' own row builders then make the kept/ and removed/ rows."""
     labels = tuple((e["label"], e["score"]) for e in meta["toxicity_label_scores"] or ())
     return Document(
         meta["doc_id"], meta["source_path"], meta["source_offset"], meta["source_format"], url=meta["url"],
         crawl_date=meta["crawl_date"], text=text, text_hash=meta["text_hash"], language=meta["language"],
         language_score=meta["language_score"], toxicity_score=meta["toxicity_score"], toxicity_label_scores=labels,
-        signals=(("length_tokens", meta.get("length_tokens")),),
-        removal=removal if isinstance(removal, Removal) else None,
+        signals=(("length_tokens", meta.get("length_tokens", meta.get("n_tokens"))),), removal=removal,
     )
