@@ -21,15 +21,17 @@ only records its flag); columns of stages it no longer reaches become null, as i
    ``output.compression``/``row_group_rows``). Never: ``input``, ``extract``, ``limits``, the URL
    blocklist, word lists, LID or toxicity models and routes, exact/near dedup settings, ``output``.
 2. A document may reach a stage only if the source computed that stage's signals for it: the stage
-   was enabled in the source and the document was not removed before it. Tightening is therefore
-   always possible (a kept document has every stage's signals); loosening or disabling a stage that
-   *removed* documents is possible only when no enabled stage follows it for them, i.e. in practice
+   was enabled in the source and the document was not removed before it. Tightening therefore never
+   lacks signals (a kept document has every stage's; rules 3 and 4 still apply); loosening or
+   disabling a stage that *removed* documents is possible only when no enabled stage follows it for
+   them, i.e. in practice
    for the last stage (toxicity), or when the source ran the following stages in ``annotate`` mode
    (signals computed, nothing removed). Otherwise the error names the stage and the count.
 3. Dedup is global: its outcome for one document depends on the others. The stored outcomes stay
    valid when a newly removed document was neither the keeper of an exact-duplicate group whose
    other members still reach exact dedup nor in a near-duplicate cluster of two or more
-   (``near_dup_cluster_size``): otherwise refused. (Limit: near-dedup buckets above
+   (``near_dup_cluster_size``): otherwise refused. Exact duplicates share their text, hence their
+   signals and decisions, so only near-duplicates are refused in practice. (Limit: near-dedup buckets above
    ``near_dedup.max_bucket_size`` are split by their size, which stored signals do not show.)
 4. A stage that rewrites the text (C4 line cleaning, in filter mode) cannot be switched on or off,
    and no document may newly stop before it or be restored past it: the text before or after the
@@ -41,8 +43,9 @@ Decisions compare the stored values: ``language_score`` and ``blocklist_match_fr
 float32 in ``metadata/``, so a score within float32 precision (~1e-7) of a threshold may decide
 differently than in the run that measured it. Two passes over the stored files, one file at a time:
 pass 1 decides and checks (nothing written), pass 2 writes. Memory: the small evidence of each
-document removed by a re-decided stage, and the metadata row of each restored document (no
-texts); still-kept documents and fixed-stage removals need nothing. Local paths only.
+document removed by a re-decided stage, the metadata row of each restored document and the ids of
+exact duplicates (no texts); still-kept documents and fixed-stage removals need nothing. Local
+paths only.
 """
 
 from __future__ import annotations
