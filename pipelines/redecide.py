@@ -369,8 +369,8 @@ def plan(src: Path, src_cfg: Config, new_cfg: Config, note: str | None = None) -
         parts = "; ".join(f"{n} would reach {stage} (source: {was})" for (stage, was), n in sorted(missing.items()))
         raise RedecideError(
             f"cannot re-decide from stored signals: {sum(missing.values())} document(s) would now reach a stage "
-            f"whose signals {src} never computed for them ({parts}; 'source: X' = removed there by X). Tightening "
-            "is always possible; to loosen or disable a stage that removed documents, run the source with the "
+            f"whose signals {src} never computed for them ({parts}; 'source: X' = removed there by X). Tightening never "
+            "lacks signals; to loosen or disable a stage that removed documents, run the source with the "
             "stages after it in annotate mode, or re-run `toxsieve run` with the new config")
     orphans = sum(1 for _, keeper in exact_dups if keeper in left_exact)
     if orphans or near_split:
