@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from toxsieve.pipelines.blocklists import decide_word_blocklist
@@ -429,32 +430,36 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
                 for key, n in stat_keys(row):
                     counts[key] += n
             _write(rows, METADATA_SCHEMA, dst / "metadata" / path.name, cfg)
+        # kept/ and removed/ hold the texts: rows that stay as they were are filtered in Arrow, only the
+        # changed ones become Python rows.
         for path in _files(src / "kept"):
-            kept, moved = [], []
-            for row in _rows(path):
-                change = p.changes.get(_key(row))
-                if change is None:
-                    kept.append(_still_kept(row, cfg))
-                else:
-                    assert isinstance(change, Removal)
-                    moved.append(audit_row(_document(row, row["text"], change), run_id, cfg.output))
-            _write(kept, CURATED_SCHEMA, dst / "kept" / path.name, cfg)
+            table = pq.read_table(path)
+            changed = _changed(table, p.changes)
+            stay = _still_kept(table.filter(pc.invert(changed)), cfg)
+            moved = [audit_row(_document(row, row["text"], _removal(p.changes[_key(row)])), run_id, cfg.output)
+                     for row in table.filter(changed).to_pylist()]
+            _write_table(stay, CURATED_SCHEMA, dst / "kept" / path.name, cfg)
             if moved:
                 _write(moved, AUDIT_SCHEMA, dst / "removed" / f"{command}-{path.name}", cfg)
         for path in _files(src / "removed"):
-            still, restored = [], []
-            for row in _rows(path):
-                change = p.changes.get(_key(row))
-                if change is None:  # removed by a fixed or dedup stage: its evidence stands
-                    still.append({**row, "run_id": run_id})
-                elif isinstance(change, Removal):
-                    still.append({**row, "run_id": run_id, "stage": change.stage.value, "reason": change.reason.value,
-                                  "score": change.score, "threshold": change.threshold,
-                                  "duplicate_of": change.duplicate_of, "matched": list(change.matched) or None,
-                                  "detail": change.detail})
+            table = pq.read_table(path)
+            changed = _changed(table, p.changes)
+            stay = table.filter(pc.invert(changed))  # removed by a fixed or dedup stage: its evidence stands
+            stay = stay.set_column(stay.column_names.index("run_id"), "run_id",
+                                   pa.array([run_id] * stay.num_rows, pa.string()))
+            redecided, restored = [], []
+            for row in table.filter(changed).to_pylist():
+                change = p.changes[_key(row)]
+                if isinstance(change, Removal):
+                    redecided.append({**row, "run_id": run_id, "stage": change.stage.value,
+                                      "reason": change.reason.value, "score": change.score,
+                                      "threshold": change.threshold, "duplicate_of": change.duplicate_of,
+                                      "matched": list(change.matched) or None, "detail": change.detail})
                 else:
                     restored.append(curated_row(_document(change, row["text"])))
-            _write(still, AUDIT_SCHEMA, dst / "removed" / path.name, cfg)
+            if redecided:
+                stay = pa.concat_tables([stay.cast(AUDIT_SCHEMA), pa.Table.from_pylist(redecided, schema=AUDIT_SCHEMA)])
+            _write_table(stay, AUDIT_SCHEMA, dst / "removed" / path.name, cfg)
             if restored:
                 _write(restored, CURATED_SCHEMA, dst / "kept" / f"{command}-{path.name}", cfg)
         for path in _files(src / "dead_letter"):
@@ -478,14 +483,37 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
     return stats
 
 
-def _still_kept(row: dict[str, Any], cfg: Config) -> dict[str, Any]:
-    """A kept/ row of a document still kept: it reached every enabled stage, so only the columns of a
+def _changed(table: pa.Table, changes: Mapping[Key, Any]) -> pa.Array:
+    keys = zip(table["doc_id"].to_pylist(), table["source_path"].to_pylist(), table["source_offset"].to_pylist(),
+               strict=True)
+    return pa.array([key in changes for key in keys], pa.bool_())
+
+
+def _removal(change: Removal | dict[str, Any]) -> Removal:
+    assert isinstance(change, Removal), "a kept document can only be removed"
+    return change
+
+
+def _still_kept(table: pa.Table, cfg: Config) -> pa.Table:
+    """kept/ rows of documents still kept: they reached every enabled stage, so only the columns of a
     stage now disabled change (to null, as in a fresh run)."""
-    if not cfg.toxicity.enabled:
-        row = {**row, "toxicity_score": None, "toxicity_label_scores": None}
-    if not PER_DOCUMENT["length"].enabled(cfg):
-        row = {**row, "n_tokens": None}
-    return row
+    nulled = [] if cfg.toxicity.enabled else ["toxicity_score", "toxicity_label_scores"]
+    nulled += [] if PER_DOCUMENT["length"].enabled(cfg) else ["n_tokens"]
+    for name in nulled:
+        i = table.column_names.index(name)
+        table = table.set_column(i, table.schema.field(i), pa.nulls(table.num_rows, table.schema.field(i).type))
+    return table
+
+
+def _write_table(table: pa.Table, schema: pa.Schema, path: Path, cfg: Config) -> None:
+    """Like ``_write`` for an Arrow table: sorted by (doc_id, source_path, source_offset) as every output is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    compression = None if cfg.output.compression == "none" else cfg.output.compression
+    table = table.select(schema.names).cast(schema).sort_by(
+        [("doc_id", "ascending"), ("source_path", "ascending"), ("source_offset", "ascending")])
+    pq.write_table(table, tmp, compression=compression, row_group_size=cfg.output.row_group_rows)
+    os.replace(tmp, path)
 
 
 def _document(meta: Mapping[str, Any], text: str | None, removal: Removal | None = None) -> Document:
