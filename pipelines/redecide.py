@@ -56,7 +56,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,7 @@ from toxsieve.pipelines.transforms import funnel_keys
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, Stage
 
 Key = tuple[str, str, int]
+BATCH_ROWS = 8192  # metadata/ rows decided at a time
 ORDER: tuple[str, ...] = tuple(s.value for s in Stage)  # pipeline order (declared stages after word_blocklist)
 POS = {name: i for i, name in enumerate(ORDER)}
 FIXED = ("read", "url_blocklist", "extract")  # before every re-decidable stage; settings must not change
@@ -220,6 +221,39 @@ class Walk:
     rewritten_text_lost: bool = False  # rule 4
 
 
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    pos: int
+    kind: str  # fixed | global | stage
+    stage: PerDocumentStage | None
+    enabled_new: bool
+    enabled_src: bool
+    filters_new: bool
+
+
+_STEPS: list[tuple[Config, Config, tuple[_Step, ...]]] = []  # the last (src, new) pair's steps
+
+
+def _steps(src: Config, new: Config) -> tuple[_Step, ...]:
+    """The stages in order with their settings resolved once per (source, new) config pair."""
+    if _STEPS and _STEPS[0][0] is src and _STEPS[0][1] is new:
+        return _STEPS[0][2]
+    steps = []
+    for name in ORDER:
+        if name in FIXED:
+            steps.append(_Step(name, POS[name], "fixed", None, True, True, True))
+        elif name in GLOBAL:
+            steps.append(_Step(name, POS[name], "global", None, _global_enabled(name, new),
+                               _global_enabled(name, src), True))
+        else:
+            stage = PER_DOCUMENT[name]
+            steps.append(_Step(name, POS[name], "stage", stage, stage.enabled(new), stage.enabled(src),
+                               stage.filters(new)))
+    _STEPS[:] = [(src, new, tuple(steps))]
+    return _STEPS[0][2]
+
+
 def walk(row: Mapping[str, Any], src: Config, new: Config, note: str | None = None) -> Walk:
     """Decide one document anew from its stored metadata/ row (see the module docstring)."""
     src_stage = row["stage"]
@@ -228,34 +262,27 @@ def walk(row: Mapping[str, Any], src: Config, new: Config, note: str | None = No
     reached: set[str] = set()
     removal: Removal | str | None = None
     missing = None
-    for name in ORDER:
-        pos = POS[name]
-        if name in FIXED:
+    for step in _steps(src, new):
+        name = step.name
+        if step.kind == "fixed":
             if src_stage == name:
                 removal = SOURCE
                 break
             continue
-        if name in GLOBAL:
-            if not _global_enabled(name, new):
-                continue
-            if src_pos < pos:
-                missing = name
-                break
-            reached.add(name)
-            if src_stage == name:
-                removal = SOURCE
-                break
+        if not step.enabled_new:
             continue
-        stage = PER_DOCUMENT[name]
-        if not stage.enabled(new):
-            continue
-        if not stage.enabled(src) or src_pos < pos:
+        if not step.enabled_src or src_pos < step.pos:
             missing = name
             break
         reached.add(name)
-        decided = stage.decide(row, new)
-        out.update(stage.flags(row, new, decided))
-        if decided is not None and stage.filters(new):
+        if step.stage is None:  # exact or near dedup: the stored outcome stands (rule 3)
+            if src_stage == name:
+                removal = SOURCE
+                break
+            continue
+        decided = step.stage.decide(row, new)
+        out.update(step.stage.flags(row, new, decided))
+        if decided is not None and step.filters_new:
             removal = decided if note is None else dataclasses.replace(decided, detail=f"{decided.detail} ({note})")
             break
     for name, stage in PER_DOCUMENT.items():
@@ -288,6 +315,12 @@ def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
 
 
+def _batches(path: Path) -> Iterator[list[dict[str, Any]]]:
+    """A metadata/ file's rows, a record batch at a time (memory per batch, not per file)."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        yield batch.to_pylist()
+
+
 def _rows(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
@@ -295,9 +328,8 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def _write(rows: list[dict[str, Any]], schema: pa.Schema, path: Path, cfg: Config) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
-    compression = None if cfg.output.compression == "none" else cfg.output.compression
     pq.write_table(pa.Table.from_pylist(sorted(rows, key=row_sort_key), schema=schema), tmp,
-                   compression=compression, row_group_size=cfg.output.row_group_rows)
+                   compression=_compression(cfg), row_group_size=cfg.output.row_group_rows)
     os.replace(tmp, path)
 
 
@@ -343,7 +375,7 @@ def plan(src: Path, src_cfg: Config, new_cfg: Config, note: str | None = None) -
     exact_dups: list[tuple[str, str]] = []  # (doc_id, keeper) of exact duplicates that still reach it
     near_split = 0
     for path in _files(src / "metadata"):
-        for row in _rows(path):
+        for row in (row for batch in _batches(path) for row in batch):
             w = walk(row, src_cfg, new_cfg, note)
             if isinstance(w.removal, Removal):
                 changes[_key(row)] = w.removal
@@ -423,13 +455,20 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
         prepare_output(str(dst), overwrite)
         counts: Counter[str] = Counter()
         fast = cfg.toxicity.threshold_for if cfg.toxicity.cascade_model or cfg.toxicity.cascade_models else None
-        for path in _files(src / "metadata"):
-            rows = [walk(row, src_cfg, cfg, note_text).row for row in _rows(path)]  # as in pass 1
-            for row in rows:
-                counts.update(funnel_keys(row, fast))
-                for key, n in stat_keys(row):
-                    counts[key] += n
-            _write(rows, METADATA_SCHEMA, dst / "metadata" / path.name, cfg)
+        for path in _files(src / "metadata"):  # in the source's (sorted) order, a batch at a time
+            target = dst / "metadata" / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".tmp-{target.name}")
+            with pq.ParquetWriter(tmp, METADATA_SCHEMA, compression=_compression(cfg)) as writer:
+                for batch in _batches(path):
+                    rows = [walk(row, src_cfg, cfg, note_text).row for row in batch]  # as in pass 1
+                    for row in rows:
+                        counts.update(funnel_keys(row, fast))
+                        for key, n in stat_keys(row):
+                            counts[key] += n
+                    writer.write_table(pa.Table.from_pylist(rows, schema=METADATA_SCHEMA),
+                                       row_group_size=cfg.output.row_group_rows)
+            os.replace(tmp, target)
         # kept/ and removed/ hold the texts: rows that stay as they were are filtered in Arrow, only the
         # changed ones become Python rows.
         for path in _files(src / "kept"):
@@ -505,14 +544,17 @@ def _still_kept(table: pa.Table, cfg: Config) -> pa.Table:
     return table
 
 
+def _compression(cfg: Config) -> str | None:
+    return None if cfg.output.compression == "none" else cfg.output.compression
+
+
 def _write_table(table: pa.Table, schema: pa.Schema, path: Path, cfg: Config) -> None:
     """Like ``_write`` for an Arrow table: sorted by (doc_id, source_path, source_offset) as every output is."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
-    compression = None if cfg.output.compression == "none" else cfg.output.compression
     table = table.select(schema.names).cast(schema).sort_by(
         [("doc_id", "ascending"), ("source_path", "ascending"), ("source_offset", "ascending")])
-    pq.write_table(table, tmp, compression=compression, row_group_size=cfg.output.row_group_rows)
+    pq.write_table(table, tmp, compression=_compression(cfg), row_group_size=cfg.output.row_group_rows)
     os.replace(tmp, path)
 
 

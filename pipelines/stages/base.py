@@ -13,6 +13,7 @@ declarations to build its enums and schemas.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,17 @@ class DeclaredStage:
 
     def stored_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """What ``decide`` sees, from a ``metadata/`` row: the stage's stored signals and the language."""
-        return {**{s.name: row[self.column(s.name)] for s in self.signals}, "language": row["language"]}
+        out = {name: row[column] for name, column in self._signal_columns}
+        out["language"] = row["language"]
+        return out
+
+    @functools.cached_property
+    def _signal_columns(self) -> tuple[tuple[str, str], ...]:
+        return tuple((s.name, self.column(s.name)) for s in self.signals)
+
+    @functools.cached_property
+    def _reason_values(self) -> frozenset[str]:
+        return frozenset(r for r, _ in self.reasons)
 
     def column(self, signal: str) -> str:
         return f"{self.name}_{signal}"
@@ -87,7 +98,7 @@ class DeclaredStage:
         from toxsieve.pipelines.document import Removal
         from toxsieve.schemas import Reason, Stage
 
-        if reason not in {r for r, _ in self.reasons}:
+        if reason not in self._reason_values:
             raise ValueError(f"stage {self.name!r} did not declare reason {reason!r}")
         return Removal(Stage(self.name), Reason(reason), score=score, threshold=threshold, matched=matched,
                        detail=detail)
