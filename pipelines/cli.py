@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     redec.add_argument("--output", required=True, metavar="DIR", help="directory for the new run")
     redec.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                        help="a config setting over the source run's, repeatable (e.g. language.min_score=0.7)")
-    redec.add_argument("--config", help="a YAML file of settings laid over the source run's config (before --set)")
+    redec.add_argument("--config", help="a YAML file of settings laid over the source run's config, mappings merged "
+                       "key by key (applied before --set)")
     redec.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
     redec.add_argument("--run-id", help="run id of the new run (default: time + random)")
     exp = sub.add_parser(
