@@ -14,7 +14,7 @@ import re
 import unicodedata
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -499,12 +499,36 @@ def apply_url_blocklist(doc: Document, blocklist: UrlBlocklist) -> Document:
                                detail="banned word(s) in the URL: " + ", ".join(match.words)))
 
 
-def word_list_removes(matches: WordMatches, policy: WordPolicyConfig, preset: str) -> bool:
+# The metadata/ columns decide_word_blocklist reads (toxsieve redecide passes the stored ones).
+WORD_SIGNALS = ("language", "blocklist_terms", "blocklist_match_count", "blocklist_match_fraction")
+
+
+def word_list_removes(distinct: int, n_matches: int, fraction: float, policy: WordPolicyConfig, preset: str) -> bool:
     if preset == "c4":
-        return matches.n_matches >= 1
-    if matches.distinct >= policy.min_distinct_terms:
+        return n_matches >= 1
+    if distinct >= policy.min_distinct_terms:
         return True
-    return matches.n_matches >= policy.min_matches and matches.fraction >= policy.min_match_fraction
+    return n_matches >= policy.min_matches and fraction >= policy.min_match_fraction
+
+
+def decide_word_blocklist(signals: Mapping[str, Any], cfg: WordBlocklistConfig) -> Removal | None:
+    """The one word-list rule, on the stored signals (``WORD_SIGNALS``); None when there was no list for
+    the language (null signals) or the policy keeps the document. The mode is the caller's: in annotate
+    mode the removal is not applied."""
+    n_matches = signals["blocklist_match_count"]
+    if not n_matches:
+        return None
+    terms = tuple(signals["blocklist_terms"] or ())
+    fraction = float(signals["blocklist_match_fraction"])
+    policy = cfg.policy_for(signals["language"])
+    if not word_list_removes(len(terms), n_matches, fraction, policy, cfg.preset):
+        return None
+    threshold = 1.0 if cfg.preset == "c4" else float(policy.min_distinct_terms)
+    return Removal(
+        Stage.WORD_BLOCKLIST, Reason.WORD_BLOCKLIST, score=float(len(terms)), threshold=threshold, matched=terms,
+        detail=(f"{len(terms)} distinct listed term(s), {n_matches} match(es), {fraction:.2%} of tokens "
+                f"[{cfg.preset}]: {', '.join(terms)}"),
+    )
 
 
 def apply_word_blocklist(doc: Document, words: WordBlocklist, cfg: WordBlocklistConfig) -> Document:
@@ -514,19 +538,12 @@ def apply_word_blocklist(doc: Document, words: WordBlocklist, cfg: WordBlocklist
         return doc
     doc = replace(doc, blocklist_terms=tuple(matches.terms), blocklist_match_count=matches.n_matches,
                   blocklist_match_fraction=round(matches.fraction, 6))
-    if cfg.mode != "filter" or not matches.n_matches:
+    if cfg.mode != "filter":
         return doc
-    policy = cfg.policy_for(doc.language)
-    if not word_list_removes(matches, policy, cfg.preset):
-        return doc
-    threshold = 1.0 if cfg.preset == "c4" else float(policy.min_distinct_terms)
-    shown = ", ".join(f"{t}×{n}" for t, n in matches.terms.items())
-    return doc.removed(Removal(
-        Stage.WORD_BLOCKLIST, Reason.WORD_BLOCKLIST, score=float(matches.distinct), threshold=threshold,
-        matched=tuple(matches.terms),
-        detail=(f"{matches.distinct} distinct listed term(s), {matches.n_matches} match(es) in "
-                f"{matches.n_tokens} tokens ({matches.fraction:.2%}) [{cfg.preset}]: {shown}"),
-    ))
+    removal = decide_word_blocklist({"language": doc.language, "blocklist_terms": doc.blocklist_terms,
+                                     "blocklist_match_count": doc.blocklist_match_count,
+                                     "blocklist_match_fraction": doc.blocklist_match_fraction}, cfg)
+    return doc if removal is None else doc.removed(removal)
 
 
 def blocklist_files(url_lists: Iterable[str], categories: Iterable[str], url_words_dir: str | None,

@@ -84,6 +84,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="filter: remove documents at or above the threshold (default); annotate: flags only")
     rethr.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
     rethr.add_argument("--run-id", help="run id of the new run (default: time + random)")
+    redec = sub.add_parser(
+        "redecide", help="a new run at other decision settings of any stage, from a run's stored signals (no model runs)",
+        description="Re-decides every document with each stage's own rule on the signals stored in SOURCE/metadata/ "
+                    "and writes a complete new run; refuses (exit 2) what stored signals cannot decide.")
+    redec.add_argument("source", help="the --output directory of a complete run")
+    redec.add_argument("--output", required=True, metavar="DIR", help="directory for the new run")
+    redec.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
+                       help="a config setting over the source run's, repeatable (e.g. language.min_score=0.7)")
+    redec.add_argument("--config", help="a YAML file of settings laid over the source run's config, mappings merged "
+                       "key by key (applied before --set)")
+    redec.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
+    redec.add_argument("--run-id", help="run id of the new run (default: time + random)")
     exp = sub.add_parser(
         "export", help="detoxification training sets (dapt, conditioned, toxic) from a run's stored scores",
         description="Writes Parquet shards under DIR/data/ and a Hugging Face dataset card DIR/README.md; no model runs.")
@@ -123,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return _audit(args)
     if args.command == "rethreshold":
         return _rethreshold(args)
+    if args.command == "redecide":
+        return _redecide(args)
     if args.command == "export":
         return _export(args)
     if args.command in MODEL_COMMANDS:
@@ -249,6 +263,40 @@ def _rethreshold(args: argparse.Namespace) -> int:
         return _fail(exc)
     sys.stdout.write(f"re-thresholded {args.source} without running a model: "
                      f"{stats['rethreshold']['newly_removed']:,} more document(s) removed for toxicity\n")
+    print_summary(stats, args.output)
+    return 0
+
+
+def _redecide(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from toxsieve.pipelines.config import config_from_dict, merge_config, parse_overrides
+    from toxsieve.pipelines.redecide import redecide
+    from toxsieve.pipelines.run import RunError, print_summary
+
+    try:
+        overlay: dict = {}
+        if args.config:
+            try:
+                overlay = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError(f"cannot read config file {args.config}: {exc}") from exc
+            if not isinstance(overlay, dict):
+                raise ConfigError(f"config file {args.config} must hold a mapping of config sections")
+        settings = parse_overrides(args.settings)
+
+        def new_config(cfg: object) -> object:
+            return config_from_dict(merge_config(merge_config(cfg.to_dict(), overlay), settings))  # type: ignore[attr-defined]
+
+        stats = redecide(args.source, args.output, new_config, args.overwrite, args.run_id)
+    except (RunError, ConfigError, OSError) as exc:
+        return _fail(exc)
+    info = stats["redecide"]
+    sys.stdout.write(f"re-decided {args.source} from stored signals without running a model "
+                     f"({', '.join(info['changed']) or 'no setting changed'}): {info['newly_removed']:,} more "
+                     f"document(s) removed, {info['restored']:,} restored\n")
     print_summary(stats, args.output)
     return 0
 

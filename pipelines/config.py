@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -414,6 +414,54 @@ def parse_language_thresholds(values: list[str]) -> dict[str, float]:
             sep = ""
         if not sep or not lang:
             raise ConfigError(f"--threshold-per-language expects LANG=VALUE (e.g. de=0.95), not {value!r}")
+    return out
+
+
+class Replace(dict):  # type: ignore[type-arg]
+    """A mapping value given whole (``--set toxicity.threshold_per_language={zh: 0.5}``): it replaces the
+    mapping it is laid over instead of merging into it."""
+
+
+def parse_overrides(values: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` settings as a nested mapping: dotted keys as in the config file, values parsed
+    as YAML (``0.7``, ``false``, ``[en, de]``, ``{zh: 0.5}``). Laid over a config with ``merge_config``,
+    then validated like a config file (an unknown key names itself). A mapping value replaces the
+    mapping at its key (``...per_language={}`` clears it); a dotted key inside it sets one entry."""
+    out: dict[str, Any] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set expects KEY=VALUE with a dotted config key "
+                              f"(e.g. language.min_score=0.7), not {value!r}")
+        try:
+            parsed = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: the value {text!r} is not valid YAML: {exc}") from exc
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is set to a value, not a section")
+            node = child
+        node[parts[-1]] = Replace(parsed) if isinstance(parsed, dict) else parsed
+    return out
+
+
+def merge_config(base: Mapping[str, Any], overlay: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``overlay`` laid over ``base`` (plain dicts as in a config file): mappings merge key by key,
+    anything else replaces. Setting a key inside a value that is not a mapping is a ConfigError."""
+    out = dict(base)
+    for key, value in overlay.items():
+        current = out.get(key)
+        if isinstance(value, Replace):
+            out[key] = dict(value)
+        elif isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = merge_config(current, value, f"{prefix}{key}.")
+        elif isinstance(value, Mapping) and current is not None and key in out:
+            raise ConfigError(f"config key '{prefix}{key}' is a value ({current!r}), not a section")
+        else:
+            out[key] = value
     return out
 
 

@@ -13,6 +13,7 @@ declarations to build its enums and schemas.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,10 @@ class DeclaredStage:
     length or a stop-word list); ``decide(signals, cfg)`` compares the stored signals with the
     config's *thresholds* and returns a ``Removal`` (reason + evidence) or ``None``; ``signals``
     holds the stage's own signals plus the document's ``language``, all of which ``metadata/``
-    stores, so a decision can be re-made from a finished run. Both are pure. ``rewrite(doc, cfg)``, if declared, returns the text a kept document continues with
-    (line-level cleaning); it runs only in filter mode, after ``decide`` kept the document.
+    stores, so a decision can be re-made from a finished run (``toxsieve redecide``). Both are pure.
+    ``rewrite(doc, cfg)``, if declared, returns the text a kept document continues with (line-level
+    cleaning); it runs only in filter mode, after ``decide`` kept the document. ``measure`` names the
+    config fields ``score``/``rewrite`` read; ``redecide`` may change only the others.
     """
 
     name: str  # the Stage value stored in Parquet and the config key under `quality:`
@@ -64,6 +67,23 @@ class DeclaredStage:
     score: Callable[[Document, Any], dict[str, Any]]
     decide: Callable[[Mapping[str, Any], Any], Removal | None]
     rewrite: Callable[[Document, Any], str] | None = None
+    # config fields that score() or rewrite() read (measurement settings): changing one changes the
+    # stored signals, so `toxsieve redecide` refuses it; every other field only decides
+    measure: tuple[str, ...] = ()
+
+    def stored_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``decide`` sees, from a ``metadata/`` row: the stage's stored signals and the language."""
+        out = {name: row[column] for name, column in self._signal_columns}
+        out["language"] = row["language"]
+        return out
+
+    @functools.cached_property
+    def _signal_columns(self) -> tuple[tuple[str, str], ...]:
+        return tuple((s.name, self.column(s.name)) for s in self.signals)
+
+    @functools.cached_property
+    def _reason_values(self) -> frozenset[str]:
+        return frozenset(r for r, _ in self.reasons)
 
     def column(self, signal: str) -> str:
         return f"{self.name}_{signal}"
@@ -78,7 +98,7 @@ class DeclaredStage:
         from toxsieve.pipelines.document import Removal
         from toxsieve.schemas import Reason, Stage
 
-        if reason not in {r for r, _ in self.reasons}:
+        if reason not in self._reason_values:
             raise ValueError(f"stage {self.name!r} did not declare reason {reason!r}")
         return Removal(Stage(self.name), Reason(reason), score=score, threshold=threshold, matched=matched,
                        detail=detail)

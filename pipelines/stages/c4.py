@@ -141,5 +141,6 @@ STAGE = DeclaredStage(
     ),
     score=score,
     decide=decide,
+    measure=("clean_lines", "terminal_punctuation", "min_words_per_line", "max_word_length", "javascript", "policy"),
     rewrite=rewrite,
 )

@@ -93,4 +93,5 @@ STAGE = DeclaredStage(
     ),
     score=score,
     decide=decide,
+    measure=("short_line_length",),
 )

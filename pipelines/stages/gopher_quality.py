@@ -134,4 +134,5 @@ STAGE = DeclaredStage(
     ),
     score=score,
     decide=decide,
+    measure=("stop_words",),
 )
