@@ -44,6 +44,7 @@ from bench.pipeline_bench import (  # noqa: E402
     _gb,
     ensure_corpus,
     run_measured,
+    switch_off_sections,
     wait_for_quiet,
 )
 from toxsieve.classifiers.langid import SHIPPED_LID_MODEL  # noqa: E402
@@ -104,17 +105,7 @@ def ensure_datatrove_venv() -> Path:
 def toxsieve_config(path: Path) -> tuple[str, list[str]]:
     """The toxsieve config doing datatrove's work; returns (path, sections switched off)."""
     raw = load_config(None).to_dict()
-    off: list[str] = []
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            elif key == "enabled" and value is True and prefix.rstrip(".") not in TOXSIEVE_STAGES:
-                node[key] = False
-                off.append(prefix.rstrip("."))
-
-    walk(raw, "")
+    off = switch_off_sections(raw, TOXSIEVE_STAGES)
     raw["language"]["min_score"] = LANGUAGE_THRESHOLD
     raw["language"]["allowed"] = []
     raw["blocklists"]["words"]["preset"] = "c4"  # any listed term removes, as datatrove's C4BadWordsFilter

@@ -549,20 +549,28 @@ def plain_worker_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def same_work_config(base: str | None, path: Path) -> tuple[str, list[str]]:
-    """Write a config that runs only what the plain loop runs; returns (path, switched-off sections)."""
-    raw = load_config(base).to_dict()
-    switched_off: list[str] = []
+def switch_off_sections(raw: dict[str, Any], keep: Iterable[str]) -> list[str]:
+    """Set ``enabled: false`` in every config section of ``raw`` (a config dict) that is on and not in
+    ``keep`` (dotted section names); returns the sections switched off."""
+    keep = set(keep)
+    off: list[str] = []
 
     def walk(node: dict[str, Any], prefix: str) -> None:
         for key, value in node.items():
             if isinstance(value, dict):
                 walk(value, f"{prefix}{key}.")
-            elif key == "enabled" and value is True and prefix.rstrip(".") not in PLAIN_STAGES:
+            elif key == "enabled" and value is True and prefix.rstrip(".") not in keep:
                 node[key] = False
-                switched_off.append(prefix.rstrip("."))
+                off.append(prefix.rstrip("."))
 
     walk(raw, "")
+    return off
+
+
+def same_work_config(base: str | None, path: Path) -> tuple[str, list[str]]:
+    """Write a config that runs only what the plain loop runs; returns (path, switched-off sections)."""
+    raw = load_config(base).to_dict()
+    switched_off = switch_off_sections(raw, PLAIN_STAGES)
     config_from_dict(raw)  # still valid
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# written by bench/pipeline_bench.py: the plain loop's stages only\n"

@@ -39,7 +39,6 @@ from toxsieve.pipelines.extract import extract_document
 from toxsieve.pipelines.language import apply_language
 from toxsieve.pipelines.outputs import Row, row_sort_key, write_parquet_shards
 from toxsieve.pipelines.readers import detect_format, read_shard
-from toxsieve.pipelines.stages import stat_keys
 
 Split = tuple[beam.PCollection, beam.PCollection]
 
@@ -330,37 +329,6 @@ def funnel_keys(meta: Row, fast_threshold: Callable[[str | None], float] | None 
             fast_flag = meta["toxicity_fast_score"] >= threshold
             if fast_flag == bool(meta.get("toxicity_flagged")):
                 yield "toxicity/cascade/agree"
-
-
-class ComputeStats(beam.PTransform):
-    """Counts computed from the data itself (not Beam metrics, which not every runner reports)."""
-
-    def __init__(self, path: str, fast_threshold: Callable[[str | None], float] | None = None) -> None:
-        super().__init__()
-        self.path = path
-        self.fast_threshold = fast_threshold
-
-    def expand(self, pcolls: dict[str, beam.PCollection]) -> beam.PCollection:
-        fast = self.fast_threshold
-        keyed = [
-            pcolls["metadata_rows"] | "FunnelKeys" >> beam.FlatMap(
-                lambda m: [(k, 1) for k in funnel_keys(m, fast)] + list(stat_keys(m))),
-            pcolls["dead_letters"] | "DeadKeys" >> beam.FlatMap(
-                lambda d: [("dead_letter", 1), (f"dead_letter/{d.error_type}", 1)]),
-            pcolls["read"] | "ReadKeys" >> beam.Map(lambda r: ("read", 1)),
-        ]
-        for name in ("kept", "metadata", "removed", "dead_letter"):
-            keyed.append(pcolls[f"files_{name}"] | f"Written{name}" >> beam.Map(lambda f, n=name: (f"written/{n}", f[1])))
-            keyed.append(pcolls[f"files_{name}"] | f"Files{name}" >> beam.Map(lambda f, n=name: (f"files/{n}", 1)))
-        keyed += [pcolls[k] for k in sorted(pcolls) if k.startswith("tally_")]  # per-stage counts
-        path = self.path
-        return (
-            keyed
-            | "AllKeys" >> beam.Flatten()
-            | "Sum" >> beam.CombinePerKey(sum)
-            | "One" >> beam.combiners.ToList()
-            | "WriteCounts" >> beam.Map(lambda kv: _write_json(path, dict(sorted(kv))))
-        )
 
 
 STAGE_KEY = "stage"  # _counts.json keys stage/<Stage>/in|kept|removed|inner/<what>

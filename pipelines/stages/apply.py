@@ -112,8 +112,3 @@ for _stage in STAGES:
     TRANSFORMS[_stage.name] = globals()[_stage.transform] = type(
         _stage.transform, (ApplyDeclaredStage,), {"stage_name": _stage.name, "__module__": __name__,
                                                    "__doc__": _stage.doc.split("\n", 1)[0]})
-
-
-def declared_stages(quality: Any) -> list[beam.PTransform]:
-    """The enabled declared stages, in ``STAGE_MODULES`` order, each with its ``quality.<name>`` section."""
-    return [TRANSFORMS[s.name](getattr(quality, s.name)) for s in STAGES if getattr(quality, s.name).enabled]
