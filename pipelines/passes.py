@@ -89,7 +89,8 @@ STAGED_SCHEMA = pa.schema([
     ("record", pa.binary()),  # pickle of the Document / DeadLetter (no raw HTML)
 ])
 _FLUSH_ROWS = 256
-_READ_ROWS = 4096
+_READ_ROWS = 4096  # rows of small columns read back from staging at a time (whole records: _FLUSH_ROWS)
+_ROW_GROUP_BYTES = 16 << 20  # an output row group is written at output.row_group_rows or this much payload
 
 # The chain's per-document stages in pipeline order, by the Stage their removals carry; the
 # decide-pass stages after them. Names are the classes of the stage transforms (stats keys).
@@ -427,6 +428,7 @@ _HASHED = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("pos", "<u8")])  # a 128-bit 
 _BAND = np.dtype([("khi", "<u4"), ("klo", "<u2"), ("pos", "<u8")])  # 48 bits of band key and a position
 _BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
 _NODE = struct.Struct(">IQ")
+_BAND_SLICES = 8  # the band-key shuffle is cut into at most this many shuffles (memory of a local runner)
 
 
 def position(index: int, offset: int) -> int:
@@ -491,9 +493,10 @@ def _runs(records: np.ndarray, keys: tuple[str, ...]) -> Iterator[np.ndarray]:
         change[1:] |= records[k][1:] != records[k][:-1]
     starts = np.flatnonzero(change)
     ends = np.append(starts[1:], len(records))
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        if end - start >= 2:
-            yield records[start:end]
+    del change
+    groups = (ends - starts) >= 2  # most keys are unique: only groups become Python objects
+    for start, end in zip(starts[groups].tolist(), ends[groups].tolist(), strict=True):
+        yield records[start:end]
 
 
 def _renamed_positions(item: tuple[int, Iterable[bytes]], paths: list[str]) -> Iterator[tuple[int, int]]:
@@ -532,11 +535,12 @@ def _shard_messages(messages: Iterable[tuple[Any, ...]]) -> tuple[list[str], dic
     return sorted(files), by_kind
 
 
-def _read_staged(path: str, columns: list[str], offsets: Iterable[int] | None = None) -> Iterator[pa.Table]:
+def _read_staged(path: str, columns: list[str], offsets: Iterable[int] | None = None,
+                 batch_rows: int = _READ_ROWS) -> Iterator[pa.Table]:
     """A staged file's columns, a few thousand rows at a time (only rows at ``offsets`` if given)."""
     wanted = None if offsets is None else pa.array(sorted(offsets), pa.int64())
     with FileSystems.open(path) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=_READ_ROWS, columns=columns):
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=batch_rows, columns=columns):
             table = pa.Table.from_batches([batch])
             if wanted is not None:
                 table = table.filter(pc.is_in(table.column("offset"), wanted))
@@ -688,12 +692,22 @@ def decide(messages: beam.PCollection, cfg: Config, paths: list[str],
         near_cfg = cfg.near_dedup
         per_shard = [parts] if exact is None else [
             parts, exact | "ExactOffsets" >> beam.Map(lambda kv: (kv[0], ("exact", kv[1][1])))]
-        edges = (per_shard
-                 | "BandInputs" >> beam.Flatten()
-                 | "GroupByShardForBands" >> MeteredGroupByKey(meters)
-                 | "PackBandKeys" >> beam.ParDo(_ShardBandsFn(n_partitions))
-                 | "GroupByBandPartition" >> MeteredGroupByKey(meters)
-                 | "LinkBuckets" >> beam.FlatMap(_link_packed, near_cfg.max_bucket_size))
+        packed = (per_shard
+                  | "BandInputs" >> beam.Flatten()
+                  | "GroupByShardForBands" >> MeteredGroupByKey(meters)
+                  | "PackBandKeys" >> beam.ParDo(_ShardBandsFn(n_partitions)))
+        # The band keys are the largest shuffle (~240 bytes per document). A local runner holds a shuffle's
+        # whole grouped output, in several copies, while its consumer runs: as a few shuffles (run one
+        # after another) the copies are of one slice at a time. Same groups, same edges, any slicing.
+        n_slices = min(_BAND_SLICES, n_partitions)
+        linked = []
+        for i in range(n_slices):
+            label = "GroupByBandPartition" if n_slices == 1 else f"GroupByBandPartition{i}"
+            linked.append(packed
+                          | f"BandSlice{i}" >> beam.Filter(lambda kv, i=i: kv[0] % n_slices == i)
+                          | label >> MeteredGroupByKey(meters, "GroupByBandPartition")
+                          | f"LinkBuckets{i}" >> beam.FlatMap(_link_packed, near_cfg.max_bucket_size))
+        edges = linked[0] if n_slices == 1 else linked | "AllCandidateEdges" >> beam.Flatten()
         sketches = ((parts, edges | "CandidateNodes" >> beam.FlatMap(_endpoints))
                     | "SketchRequests" >> beam.Flatten()
                     | "GroupByShardForSketches" >> MeteredGroupByKey(meters)
@@ -745,6 +759,7 @@ class _RollingWriter:
         self.seq = 0
         self.rows: list[Row] = []
         self.size = 0
+        self.pending = 0  # payload of the rows not yet written
         self.n_file = 0
         self._open: tuple[str, str, Any, pq.ParquetWriter] | None = None
         self.written: list[tuple[str, int]] = []
@@ -755,7 +770,8 @@ class _RollingWriter:
             self._finish()
         self.rows.append(row)
         self.size += size
-        if len(self.rows) >= self.cfg.row_group_rows:
+        self.pending += size
+        if len(self.rows) >= self.cfg.row_group_rows or self.pending >= _ROW_GROUP_BYTES:
             self._flush()
 
     def _flush(self) -> None:
@@ -770,6 +786,7 @@ class _RollingWriter:
         self._open[3].write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
         self.n_file += len(self.rows)
         self.rows = []
+        self.pending = 0
 
     def _finish(self) -> None:
         self._flush()
@@ -803,7 +820,7 @@ def _staged_records(staging: str, index: int, files: list[str]) -> Iterator[Any]
     fused chain is in that order already and is streamed; several parts (a chain that left the fused
     path, e.g. through RunInference) are loaded and sorted."""
     if len(files) == 1 and _in_source_order(files[0]):
-        for table in _read_staged(files[0], ["record"]):
+        for table in _read_staged(files[0], ["record"], batch_rows=_FLUSH_ROWS):
             for record in table.column("record").to_pylist():
                 yield pickle.loads(record)  # noqa: S301 - written by this run's own staging pass
         return

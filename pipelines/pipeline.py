@@ -34,6 +34,14 @@ class RunSpec:
     resumed: tuple[int, ...] = ()  # input shards (indices into ``inputs``) already staged by an earlier attempt
 
 
+def key_partitions(input_bytes: int) -> int:
+    """How many groups the packed keys (ids, text hashes, band keys) are shuffled in: one per ~16 MiB of
+    input, at most 4,096. A group is processed at once (sorted as one array), so this bounds the memory of
+    one decide step; the cap bounds how many pieces each input file's keys are cut into. Results do not
+    depend on the count."""
+    return min(4096, max(1, math.ceil(input_bytes / (16 << 20))))
+
+
 def curate(p: beam.Pipeline, spec: RunSpec) -> None:
     """1. signals per input shard (texts staged on disk, never shuffled); 2. decisions from small
     keys (ids, hashes, sketches); 3. outputs written per input shard with the shard's counts."""
@@ -55,8 +63,7 @@ def curate(p: beam.Pipeline, spec: RunSpec) -> None:
                         | "ReadStaged" >> beam.ParDo(_ResumeShardFn(staging)))
     merged = messages[0] if len(messages) == 1 else messages | "AllSignals" >> beam.Flatten()
     meters: list[beam.PCollection] = []  # bytes entering each shuffle, counted from the data
-    # band keys are grouped in partitions of ~64 MiB of input each (results do not depend on the count)
-    decisions = decide(merged, cfg, paths, meters, n_partitions=max(1, math.ceil(spec.input_bytes / (64 << 20))))
+    decisions = decide(merged, cfg, paths, meters, n_partitions=key_partitions(spec.input_bytes))
     materialise(decisions, cfg, out, staging, paths, spec.run_id, FileSystems.join(out, COUNTS_FILE), meters)
 
 
