@@ -147,7 +147,7 @@ def generate(root: Path, rows: int, seed: int = 0) -> None:
 def _phase(name: str, root: Path, work: Path) -> dict[str, float]:
     import pyarrow.parquet  # noqa: F401 - imports are not what is measured
 
-    from toxsieve.pipelines import audit_html, export  # noqa: F401
+    from toxsieve.pipelines.cli import audit_html, export  # noqa: F401
 
     start = time.perf_counter()
     if name == "audit_baseline":
@@ -164,15 +164,15 @@ def _phase(name: str, root: Path, work: Path) -> dict[str, float]:
         spec.loader.exec_module(module)
         module.load_report(root)
     elif name == "audit":
-        from toxsieve.pipelines.audit import load_report, render_text
+        from toxsieve.pipelines.cli.audit import load_report, render_text
 
         render_text(load_report(root))
     elif name == "audit_html":
-        from toxsieve.pipelines.audit import load_report, render_html
+        from toxsieve.pipelines.cli.audit import load_report, render_html
 
         (work / "report.html").write_text(render_html(load_report(root)))
     elif name.startswith("export_"):
-        from toxsieve.pipelines.export import ExportOptions, export
+        from toxsieve.pipelines.cli.export import ExportOptions, export
 
         export(root, work / name, ExportOptions(view=name.split("_", 1)[1], overwrite=True))
     seconds = time.perf_counter() - start

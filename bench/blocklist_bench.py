@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 from toxsieve.classifiers.langid import FastTextLanguageIdentifier
-from toxsieve.pipelines.blocklists import UNSPACED_LANGUAGES, UrlBlocklist, WordBlocklist, _fold
 from toxsieve.pipelines.config import InputConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.extract import html_to_text, normalize_text
-from toxsieve.pipelines.readers import detect_format, read_shard
+from toxsieve.pipelines.io.readers import detect_format, read_shard
+from toxsieve.pipelines.stages.blocklists import UNSPACED_LANGUAGES, UrlBlocklist, WordBlocklist, _fold
+from toxsieve.pipelines.stages.extract import html_to_text, normalize_text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: make `bench` importable

@@ -35,7 +35,7 @@ def label_lines(html: bytes) -> list[tuple[str, str]]:
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
     from resiliparse.parse.html import HTMLTree
 
-    from toxsieve.pipelines.extract import html_to_text, normalize_text
+    from toxsieve.pipelines.stages.extract import html_to_text, normalize_text
 
     lines = [line for line in normalize_text(html_to_text(html, True)).split("\n") if line.strip()]
     tree = HTMLTree.parse(bytes_to_str(html, detect_encoding(html)))
@@ -68,7 +68,7 @@ def label_lines(html: bytes) -> list[tuple[str, str]]:
 def main(argv: list[str]) -> int:
     from toxsieve.pipelines.config import InputConfig
     from toxsieve.pipelines.document import Document
-    from toxsieve.pipelines.readers import read_shard
+    from toxsieve.pipelines.io.readers import read_shard
     from toxsieve.pipelines.stages.c4 import C4Config, _line_verdicts
 
     paths = argv or sorted(str(p) for p in (REPO / "tests" / "fixtures" / "crawl").glob("*/*.warc.gz"))

@@ -79,7 +79,7 @@ def main() -> int:
     )
     from toxsieve.pipelines.config import ToxicityConfig
     from toxsieve.pipelines.document import Document
-    from toxsieve.pipelines.inference import ScoreToxicity
+    from toxsieve.pipelines.runtime.inference import ScoreToxicity
 
     device = resolve_device(args.device)
     model_dir = build_model(REPO / "out" / "bench" / f"bert-{args.size}-random", args.size)

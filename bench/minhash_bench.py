@@ -51,8 +51,8 @@ from bench.common import cpu_model  # noqa: E402
 from bench.neardup_corpus import Corpus, iter_pairs_by_bin, make_corpus  # noqa: E402
 from toxsieve.pipelines.config import NearDedupConfig  # noqa: E402
 from toxsieve.pipelines.document import Document  # noqa: E402
-from toxsieve.pipelines.minhash import MinHasher, lsh_params, shingle_hash, shingle_hashes, shingles  # noqa: E402
-from toxsieve.pipelines.near_dedup import find_near_duplicates, union_find_components  # noqa: E402
+from toxsieve.pipelines.stages.minhash import MinHasher, lsh_params, shingle_hash, shingle_hashes, shingles  # noqa: E402
+from toxsieve.pipelines.stages.near_dedup import find_near_duplicates, union_find_components  # noqa: E402
 
 WORK = REPO / "out" / "bench" / "minhash"
 DT_VENV = REPO / "out" / "bench" / "datatrove-venv"
@@ -271,9 +271,9 @@ def stage_pipeline(pattern: str, out_dir: str, with_stage: bool, beam_args: list
     import apache_beam as beam
 
     from toxsieve.pipelines.config import InputConfig
-    from toxsieve.pipelines.near_dedup_beam import DropNearDuplicates
-    from toxsieve.pipelines.run import make_runner, pipeline_options
-    from toxsieve.pipelines.transforms import ReadCrawlShards, SplitDeadLetters
+    from toxsieve.pipelines.runtime.run import make_runner, pipeline_options
+    from toxsieve.pipelines.runtime.transforms import ReadCrawlShards, SplitDeadLetters
+    from toxsieve.pipelines.stages.near_dedup_beam import DropNearDuplicates
 
     opts = pipeline_options(beam_args)
     with beam.Pipeline(runner=make_runner(opts), options=opts) as p:

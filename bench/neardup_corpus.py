@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toxsieve.pipelines.minhash import true_jaccard
+from toxsieve.pipelines.stages.minhash import true_jaccard
 
 KINDS = ("edit", "insert", "delete", "shuffle", "boilerplate")
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "si", "de", "po", "ga", "fe", "zu", "ri", "ba", "xo",

@@ -53,11 +53,8 @@ import yaml
 
 from toxsieve.classifiers.langid import FastTextLanguageIdentifier
 from toxsieve.pipelines.config import Config, InputConfig, config_from_dict, load_config
-from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
 from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.extract import extract_document, html_to_text, normalize_text
-from toxsieve.pipelines.language import apply_language
-from toxsieve.pipelines.outputs import (
+from toxsieve.pipelines.io.outputs import (
     Row,
     audit_row,
     curated_row,
@@ -68,7 +65,10 @@ from toxsieve.pipelines.outputs import (
     row_sort_key,
     write_parquet_shards,
 )
-from toxsieve.pipelines.readers import UnknownFormatError, detect_format, read_shard
+from toxsieve.pipelines.io.readers import UnknownFormatError, detect_format, read_shard
+from toxsieve.pipelines.stages.dedup_exact import resolve_exact_duplicates
+from toxsieve.pipelines.stages.extract import extract_document, html_to_text, normalize_text
+from toxsieve.pipelines.stages.language import apply_language
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
 
 REPO = Path(__file__).resolve().parent.parent
@@ -451,7 +451,7 @@ def drop_exact_duplicates(docs: Iterable[Document]) -> tuple[list[Document], lis
 
 
 def _shard_of(row: Row, n_shards: int) -> int:
-    # the same rule as toxsieve.pipelines.transforms.shard_of, restated here to keep Beam's import out
+    # the same rule as toxsieve.pipelines.runtime.transforms.shard_of, restated here to keep Beam's import out
     key = "\x00".join(str(k) for k in row_sort_key(row))
     return xxhash.xxh3_64_intdigest(key.encode("utf-8", "surrogatepass")) % n_shards
 

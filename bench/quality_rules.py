@@ -24,7 +24,7 @@ DEFAULT_INPUTS = [str(SAMPLE / "*" / "*.warc.gz"), str(SAMPLE / "*" / "*.warc.we
 
 
 def main(argv: list[str] | None = None) -> int:
-    from toxsieve.pipelines.cli import main as toxsieve
+    from toxsieve.pipelines.cli.main import main as toxsieve
     from toxsieve.pipelines.stages import STAGES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -88,10 +88,10 @@ def _timing(sample: Path | None, repeats: int = 3) -> None:
 
     from toxsieve.pipelines.config import InputConfig
     from toxsieve.pipelines.document import Document
-    from toxsieve.pipelines.extract import html_to_text, normalize_text
-    from toxsieve.pipelines.readers import read_shard
+    from toxsieve.pipelines.io.readers import read_shard
     from toxsieve.pipelines.stages import STAGES, QualityConfig
     from toxsieve.pipelines.stages import text as T
+    from toxsieve.pipelines.stages.extract import html_to_text, normalize_text
 
     if sample is None:
         return

@@ -30,7 +30,7 @@ SOURCE = ["blocklists.words.mode=annotate", "quality.gopher_quality.mode=annotat
 NEW = ["language.min_score=0.7", "blocklists.words.mode=filter", "blocklists.words.policy.min_distinct_terms=3",
        "quality.gopher_quality.mode=filter", "toxicity.mode=filter", "toxicity.threshold=0.95"]
 DOC_ID_COLUMNS = ("doc_id", "duplicate_of", "near_dup_cluster")
-CLI = [sys.executable, "-c", "import sys; from toxsieve.pipelines.cli import main; sys.exit(main(sys.argv[1:]))"]
+CLI = [sys.executable, "-c", "import sys; from toxsieve.pipelines.cli.main import main; sys.exit(main(sys.argv[1:]))"]
 
 
 def _timed(argv: list[str]) -> tuple[float, float, float]:

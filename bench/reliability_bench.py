@@ -54,11 +54,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    from toxsieve.pipelines.bounds import ExtractionWorker, html_nesting_depth, sniff_binary
     from toxsieve.pipelines.config import ExtractConfig, InputConfig, LimitsConfig
     from toxsieve.pipelines.document import Document
-    from toxsieve.pipelines.extract import extract_document, html_to_text
-    from toxsieve.pipelines.readers import read_shard
+    from toxsieve.pipelines.io.readers import read_shard
+    from toxsieve.pipelines.runtime.bounds import ExtractionWorker, html_nesting_depth, sniff_binary
+    from toxsieve.pipelines.stages.extract import extract_document, html_to_text
 
     pages = _pages()
     n = len(pages)

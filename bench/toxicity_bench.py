@@ -32,8 +32,8 @@ def web_pages() -> list[str]:
     """Extracted text of the crawl sample: WARC pages (resiliparse) and the CCNet JSONL documents."""
     from toxsieve.pipelines.config import InputConfig
     from toxsieve.pipelines.document import Document
-    from toxsieve.pipelines.extract import html_to_text, normalize_text
-    from toxsieve.pipelines.readers import detect_format, read_shard
+    from toxsieve.pipelines.io.readers import detect_format, read_shard
+    from toxsieve.pipelines.stages.extract import html_to_text, normalize_text
 
     texts = []
     for path in sorted((REPO / "tests/fixtures/crawl").glob("*/*.warc.gz")):

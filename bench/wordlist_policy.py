@@ -18,8 +18,8 @@ import io
 import sys
 from collections.abc import Iterator
 
-from toxsieve.pipelines.blocklists import WordBlocklist, WordMatches, word_list_removes
 from toxsieve.pipelines.config import WordPolicyConfig
+from toxsieve.pipelines.stages.blocklists import WordBlocklist, WordMatches, word_list_removes
 
 csv.field_size_limit(sys.maxsize)
 

@@ -81,7 +81,7 @@ KEEPER_POLICIES = ("smallest_doc_id", "longest_text")
 
 @dataclass(frozen=True)
 class NearDedupConfig:
-    """MinHash-LSH near-deduplication (pipelines/minhash.py, pipelines/near_dedup.py)."""
+    """MinHash-LSH near-deduplication (pipelines/stages/minhash.py, pipelines/stages/near_dedup.py)."""
 
     enabled: bool = True
     shingle: str = "word"  # word | char n-grams of the lower-cased normalised text

@@ -92,7 +92,7 @@ METADATA_SCHEMA = _versioned(
         # toxicity
         *_TOXICITY_FIELDS,
         # the id the input gave, when an earlier document (source order) had it; doc_id is then
-        # "<input_doc_id>#dup-<hash of source position>" (pipelines/doc_ids.py)
+        # "<input_doc_id>#dup-<hash of source position>" (pipelines/runtime/doc_ids.py)
         pa.field("input_doc_id", pa.string()),
         # declared stages (pipelines/stages/): <stage>_<signal> and <stage>_flag
         *signal_fields(),

@@ -7,6 +7,10 @@ The stages run in this order, after ApplyWordBlocklists and before DropExactDupl
 
 Importing this package loads only the declarations (no Beam, nothing else from toxsieve), so
 ``schemas/`` can build its enums and schemas from it.
+
+The folder also holds the cores of the stages that are not declared (``extract``, ``blocklists``,
+``language``, ``toxicity``, ``dedup_exact``, ``near_dedup`` with ``minhash`` and its Beam graph
+``near_dedup_beam``); their per-document Beam steps are in ``runtime/transforms.py``.
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from toxsieve.pipelines import progress
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.extract import text_hash
+from toxsieve.pipelines.runtime import progress
+from toxsieve.pipelines.runtime.transforms import Split, SplitRemovals, count_removal
 from toxsieve.pipelines.stages import BY_NAME, STAGES, DeclaredStage
-from toxsieve.pipelines.transforms import Split, SplitRemovals, count_removal
+from toxsieve.pipelines.stages.extract import text_hash
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int), "bool": (bool,), "string": (str,)}
 

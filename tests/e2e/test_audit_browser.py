@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
 from tests.e2e.chromium import Chromium, find_chromium
-from toxsieve.pipelines.audit import load_report, render_html
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.audit import load_report, render_html
+from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import zstandard
 
 from toxsieve.classifiers.base import score_documents
 from toxsieve.classifiers.fasttext_toxicity import DEFAULT_MAX_WORDS, DEFAULT_THRESHOLD, FastTextToxicityClassifier
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ def _cli(out: Path, config: Path, *extra: str) -> subprocess.CompletedProcess[st
     argv = ["run", "--output", str(out), "--config", str(config), *extra]
     for pattern in SAMPLE_GLOBS:
         argv += ["--input", pattern]
-    script = f"import sys\nfrom toxsieve.pipelines.cli import main\nsys.exit(main({argv!r}))\n"
+    script = f"import sys\nfrom toxsieve.pipelines.cli.main import main\nsys.exit(main({argv!r}))\n"
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
 
 

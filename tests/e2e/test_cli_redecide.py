@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 from toxsieve.pipelines.config import merge_config, parse_overrides
 
 pytestmark = pytest.mark.e2e

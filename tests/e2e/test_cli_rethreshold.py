@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,7 @@ def test_remote_paths_are_refused_clearly(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_an_output_held_by_another_run_is_refused(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    from toxsieve.pipelines.lock import output_lock
+    from toxsieve.pipelines.runtime.lock import output_lock
 
     held = runs["tmp"] / "held"
     with output_lock(str(held), "other-run"):  # issue #10: one run per output directory

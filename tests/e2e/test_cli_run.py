@@ -16,8 +16,8 @@ import zstandard
 from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS
 from toxsieve.classifiers.base import sha256_path
 from toxsieve.classifiers.langid import SHIPPED_LID_MODEL
-from toxsieve.pipelines.cli import main
-from toxsieve.pipelines.run import ConservationError, finalize_stats
+from toxsieve.pipelines.cli.main import main
+from toxsieve.pipelines.runtime.run import ConservationError, finalize_stats
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, SCHEMA_VERSION
 
 pytestmark = pytest.mark.e2e
@@ -419,7 +419,7 @@ def test_the_cpu_pipeline_runs_without_torch_or_transformers(tmp_path: Path) -> 
     script = (
         "import sys\n"
         "for name in ('torch', 'transformers', 'safetensors'): sys.modules[name] = None\n"
-        "from toxsieve.pipelines.cli import main\n"
+        "from toxsieve.pipelines.cli.main import main\n"
         f"sys.exit(main(['run', '--quiet', '--input', {SAMPLE_GLOBS[2]!r}, '--output', {str(tmp_path / 'o')!r}]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CRAWL, DEMO_CONFIG
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def test_bad_list_entry_exits_2_before_any_work(mirror: Path, tmp_path: Path, ca
 
 
 def test_gs_output_without_the_gcp_extra_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from toxsieve.pipelines.input_lists import module_available
+    from toxsieve.pipelines.io.input_lists import module_available
 
     if module_available("google.cloud.storage"):
         pytest.skip("the gcp extra is installed here")
@@ -72,7 +72,7 @@ def test_gs_output_without_the_gcp_extra_exits_2(tmp_path: Path, capsys: pytest.
 
 
 def test_flex_template_launcher_runs_toxsieve_with_its_parameters(tmp_path: Path) -> None:
-    from toxsieve.pipelines.flex_template import main as launcher
+    from toxsieve.pipelines.cli.flex_template import main as launcher
 
     listing = tmp_path / "paths.txt"
     listing.write_text(str(CRAWL / "whirlwind_cc2024" / "whirlwind.warc.wet.gz") + "\n")

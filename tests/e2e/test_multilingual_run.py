@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from toxsieve.classifiers.registry import load_classifier
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 from toxsieve.pipelines.config import ToxicityConfig, route_of
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "multilingual" / "docs.jsonl.gz"
@@ -116,7 +116,7 @@ def test_rethreshold_and_audit_leave_unsupported_languages_alone(multilingual_ru
     assert stats["toxicity"]["unsupported"] == len(unsupported) and stats["conservation"]["ok"]
     assert stats["kept"] == len(unsupported)
 
-    from toxsieve.pipelines.audit import load_report, report_json
+    from toxsieve.pipelines.cli.audit import load_report, report_json
 
     report = report_json(load_report(out))
     assert report["toxicity"]["unsupported_by_language"] == dict(sorted(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

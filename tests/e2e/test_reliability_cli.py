@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import CRAWL
-from toxsieve.pipelines.cli import main
-from toxsieve.pipelines.lock import LOCK_FILE, output_lock
+from toxsieve.pipelines.cli.main import main
+from toxsieve.pipelines.runtime.lock import LOCK_FILE, output_lock
 
 pytestmark = pytest.mark.e2e
 

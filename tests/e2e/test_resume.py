@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CRAWL, DEMO_CONFIG
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ def _tables(out: Path) -> dict[str, bytes]:
 
 def test_kill_then_resume_equals_uninterrupted_run(shards: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-c", "import sys; from toxsieve.pipelines.cli import main; sys.exit(main(sys.argv[1:]))",
+    cmd = [sys.executable, "-c", "import sys; from toxsieve.pipelines.cli.main import main; sys.exit(main(sys.argv[1:]))",
            *_argv(shards, out)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     staging = out / "_staging"

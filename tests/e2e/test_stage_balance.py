@@ -11,7 +11,7 @@ import apache_beam as beam
 import pytest
 
 from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
-from toxsieve.pipelines.cli import main
+from toxsieve.pipelines.cli.main import main
 from toxsieve.pipelines.document import Document
 
 pytestmark = pytest.mark.e2e

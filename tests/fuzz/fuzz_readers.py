@@ -22,7 +22,7 @@ def check_one_input(data: bytes) -> None:
     """Read ``data`` as the format its first byte picks (compressed when the name says so)."""
     from toxsieve.pipelines.config import InputConfig
     from toxsieve.pipelines.document import DeadLetter, Document
-    from toxsieve.pipelines.readers import read_shard
+    from toxsieve.pipelines.io.readers import read_shard
 
     if not data:
         return
@@ -93,8 +93,8 @@ def main(argv: list[str]) -> None:
         _hypothesis_main(seconds)
         return
     with atheris.instrument_imports():
-        import toxsieve.pipelines.readers  # noqa: F401
-        import toxsieve.pipelines.warc_frames  # noqa: F401
+        import toxsieve.pipelines.io.readers  # noqa: F401
+        import toxsieve.pipelines.io.warc_frames  # noqa: F401
     atheris.Setup(argv, check_one_input)
     atheris.Fuzz()
 

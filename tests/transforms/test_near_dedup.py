@@ -18,9 +18,9 @@ from bench.neardup_corpus import make_corpus
 from tests.conftest import local_runner
 from toxsieve.pipelines.config import NearDedupConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.minhash import MinHasher, estimated_jaccard, shingle_hashes
-from toxsieve.pipelines.near_dedup import find_near_duplicates
-from toxsieve.pipelines.near_dedup_beam import DropNearDuplicates, NearDedupCounter
+from toxsieve.pipelines.stages.minhash import MinHasher, estimated_jaccard, shingle_hashes
+from toxsieve.pipelines.stages.near_dedup import find_near_duplicates
+from toxsieve.pipelines.stages.near_dedup_beam import DropNearDuplicates, NearDedupCounter
 
 NS = "near_dedup"
 

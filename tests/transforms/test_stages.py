@@ -13,8 +13,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.conftest import local_runner
 from toxsieve.pipelines.config import ExactDedupConfig, ExtractConfig, InputConfig, LanguageConfig, OutputConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.outputs import curated_row
-from toxsieve.pipelines.transforms import (
+from toxsieve.pipelines.io.outputs import curated_row
+from toxsieve.pipelines.runtime.transforms import (
     DropExactDuplicates,
     ExtractText,
     IdentifyLanguage,

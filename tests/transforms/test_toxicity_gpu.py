@@ -33,7 +33,7 @@ def test_run_inference_stage_on_cuda(tmp_path: Path) -> None:
     from tests.conftest import build_tiny_model, local_runner
     from toxsieve.pipelines.config import ToxicityConfig
     from toxsieve.pipelines.document import Document
-    from toxsieve.pipelines.inference import ScoreToxicity
+    from toxsieve.pipelines.runtime.inference import ScoreToxicity
 
     model = build_tiny_model(tmp_path / "tiny")
     docs = [Document(f"g{i}", "mem://x", i, "jsonl", text="you are stupid " * (i + 1), language="en")

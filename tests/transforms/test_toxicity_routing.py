@@ -12,7 +12,7 @@ from toxsieve.classifiers.base import score_documents
 from toxsieve.classifiers.registry import load_classifier
 from toxsieve.pipelines.config import ToxicityConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.inference import ScoreToxicity
+from toxsieve.pipelines.runtime.inference import ScoreToxicity
 
 TEXTS = {
     "en": ["You are a worthless idiot, shut up.", "Thanks for the edit, the citation is now correct."],

@@ -25,7 +25,7 @@ from toxsieve.classifiers.transformer import (  # noqa: E402
 )
 from toxsieve.pipelines.config import ToxicityConfig  # noqa: E402
 from toxsieve.pipelines.document import Document  # noqa: E402
-from toxsieve.pipelines.inference import ScoreToxicity  # noqa: E402
+from toxsieve.pipelines.runtime.inference import ScoreToxicity  # noqa: E402
 
 TEXTS = ["you are an idiot", "nice day", "good morning people", "this is stupid and i hate that",
          "the garden flowers love the sun and rain", "", "a", "you are stupid people"]

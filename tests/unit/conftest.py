@@ -9,7 +9,7 @@ import pytest
 
 from toxsieve.pipelines.config import InputConfig
 from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.readers import detect_format, read_shard
+from toxsieve.pipelines.io.readers import detect_format, read_shard
 
 ReadOutcome = tuple[list[Document], list[DeadLetter]]
 

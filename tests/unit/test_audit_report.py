@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from toxsieve.pipelines.audit import SCORE_BINS, load_report, render_html, render_text, report_json
-from toxsieve.pipelines.charts import fmt_int, fmt_score, fmt_share, hbar_chart, heatmap, histogram
+from toxsieve.pipelines.cli.audit import SCORE_BINS, load_report, render_html, render_text, report_json
+from toxsieve.pipelines.cli.charts import fmt_int, fmt_score, fmt_share, hbar_chart, heatmap, histogram
 from toxsieve.schemas import AUDIT_SCHEMA, METADATA_SCHEMA
 
 

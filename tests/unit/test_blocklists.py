@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from toxsieve.pipelines.blocklists import (
+from toxsieve.pipelines.config import WordBlocklistConfig, WordPolicyConfig
+from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.stages.blocklists import (
     UrlBlocklist,
     WordBlocklist,
     apply_url_blocklist,
@@ -17,8 +19,6 @@ from toxsieve.pipelines.blocklists import (
     import_ut1_archive,
     url_host,
 )
-from toxsieve.pipelines.config import WordBlocklistConfig, WordPolicyConfig
-from toxsieve.pipelines.document import Document
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ FLEX = REPO / "deploy" / "flex-template"
 def test_metadata_declares_exactly_the_parameters_the_launcher_maps() -> None:
     import json
 
-    from toxsieve.pipelines.flex_template import PARAMETERS
+    from toxsieve.pipelines.cli.flex_template import PARAMETERS
 
     meta = json.loads((FLEX / "metadata.json").read_text())
     assert meta["name"] and meta["description"]
@@ -48,8 +48,8 @@ def test_metadata_declares_exactly_the_parameters_the_launcher_maps() -> None:
 
 
 def test_launcher_maps_parameters_to_toxsieve_run_arguments() -> None:
-    from toxsieve.pipelines.cli import _parser
-    from toxsieve.pipelines.flex_template import toxsieve_argv
+    from toxsieve.pipelines.cli.flex_template import toxsieve_argv
+    from toxsieve.pipelines.cli.main import _parser
 
     fetched = []
     argv = toxsieve_argv([
@@ -78,7 +78,7 @@ def test_launcher_maps_parameters_to_toxsieve_run_arguments() -> None:
     (["--output=o", "--input=a", "--overwrite=maybe"], "true or false"),
 ])
 def test_bad_template_parameters_are_clear_errors(argv: list[str], message: str) -> None:
-    from toxsieve.pipelines.flex_template import TemplateParameterError, main, toxsieve_argv
+    from toxsieve.pipelines.cli.flex_template import TemplateParameterError, main, toxsieve_argv
 
     with pytest.raises(TemplateParameterError, match=message):
         toxsieve_argv(argv)
@@ -94,4 +94,4 @@ def test_launcher_image_runs_the_launcher_at_our_beam_version() -> None:
     assert f'"apache-beam[gcp,aws]=={_beam_pin()}"' in text
     assert "ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/template/launcher.py" in text
     assert "COPY deploy/flex-template/launcher.py ./launcher.py" in text
-    assert "from toxsieve.pipelines.flex_template import main" in (FLEX / "launcher.py").read_text()
+    assert "from toxsieve.pipelines.cli.flex_template import main" in (FLEX / "launcher.py").read_text()

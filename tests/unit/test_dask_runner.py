@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 pytest.importorskip("distributed")
 
-from toxsieve.pipelines.dask_runner import DaskRunner, stable_key_hash  # noqa: E402
+from toxsieve.pipelines.runtime.dask_runner import DaskRunner, stable_key_hash  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_stable_key_hash_does_not_depend_on_the_process() -> None:
     import subprocess
     import sys
 
-    code = "from toxsieve.pipelines.dask_runner import stable_key_hash as h; print(h('doc-1'), h((b'k', 3)))"
+    code = "from toxsieve.pipelines.runtime.dask_runner import stable_key_hash as h; print(h('doc-1'), h((b'k', 3)))"
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout.split()[-2:][0] for seed in ("1", "2")}
     assert seen == {str(stable_key_hash("doc-1"))}

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
 from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.stages.dedup_exact import resolve_exact_duplicates
 from toxsieve.schemas import Reason, Stage
 
 

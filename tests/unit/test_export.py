@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from toxsieve.pipelines.export import ExportError, ExportOptions, export, parse_bins
+from toxsieve.pipelines.cli.export import ExportError, ExportOptions, export, parse_bins
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, METADATA_SCHEMA
 
 # (doc_id, language, score, fast score: set when the cascade's second model decided the document)

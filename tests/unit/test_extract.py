@@ -6,7 +6,7 @@ import pytest
 
 from toxsieve.pipelines.config import ExtractConfig
 from toxsieve.pipelines.document import Document, excerpt
-from toxsieve.pipelines.extract import extract_document, html_to_text, normalize_text, text_hash
+from toxsieve.pipelines.stages.extract import extract_document, html_to_text, normalize_text, text_hash
 from toxsieve.schemas import Reason, Stage
 
 RUSSIAN = "Быстрая коричневая лиса прыгает через ленивую собаку."

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from tests.fuzz.fuzz_readers import check_one_input
 from tests.unit.conftest import CrawlKit
-from toxsieve.pipelines.bounds import html_nesting_depth, sniff_binary
 from toxsieve.pipelines.config import ExtractConfig, InputConfig, LimitsConfig
 from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.extract import extract_document, normalize_text
-from toxsieve.pipelines.readers import read_shard
+from toxsieve.pipelines.io.readers import read_shard
+from toxsieve.pipelines.runtime.bounds import html_nesting_depth, sniff_binary
+from toxsieve.pipelines.stages.extract import extract_document, normalize_text
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from toxsieve.pipelines import input_lists
-from toxsieve.pipelines.input_lists import (
+from toxsieve.pipelines.io import input_lists
+from toxsieve.pipelines.io.input_lists import (
     InputListError,
     check_filesystems,
     parse_path_list,

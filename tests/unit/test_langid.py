@@ -18,7 +18,7 @@ from toxsieve.classifiers.langid import (
 )
 from toxsieve.pipelines.config import LanguageConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.language import apply_language
+from toxsieve.pipelines.stages.language import apply_language
 from toxsieve.schemas import Reason, Stage
 
 CRAWL = Path(__file__).resolve().parents[1] / "fixtures" / "crawl"

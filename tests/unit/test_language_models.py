@@ -105,7 +105,7 @@ def test_chinese_pages_are_chunked_by_characters() -> None:
 
 @pytest.mark.slow
 def test_train_language_rebuilds_the_shipped_model_byte_for_byte(tmp_path: Path) -> None:
-    from toxsieve.pipelines.cli import main
+    from toxsieve.pipelines.cli.main import main
 
     assert main(["train", "fasttext", "--language", "ar", "--output", str(tmp_path)]) == 0
     assert sha256_path(tmp_path / "model.ftz") == sha256_path(language_model_dir("ar") / "model.ftz")

@@ -13,7 +13,7 @@ from datasketch.lsh import _optimal_param
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toxsieve.pipelines.minhash import (
+from toxsieve.pipelines.stages.minhash import (
     MinHasher,
     band_keys,
     estimated_jaccard,

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from bench.neardup_corpus import make_corpus
 from toxsieve.pipelines.config import ConfigError, NearDedupConfig, config_from_dict
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.minhash import keeper_rank
-from toxsieve.pipelines.near_dedup import (
+from toxsieve.pipelines.stages.minhash import keeper_rank
+from toxsieve.pipelines.stages.near_dedup import (
     Edge,
     Node,
     apply_decision,
@@ -190,7 +190,7 @@ def test_documents_sharing_an_id_stay_distinct() -> None:
 
 
 def test_node_ids_are_stable() -> None:
-    from toxsieve.pipelines.near_dedup import node_id
+    from toxsieve.pipelines.stages.near_dedup import node_id
 
     doc = Document("urn:uuid:1", "s3://bucket/shard.warc.gz", 123, "warc")
     assert node_id(doc) == node_id(Document("urn:uuid:1", "s3://bucket/shard.warc.gz", 123, "warc", text="x"))

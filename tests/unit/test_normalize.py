@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from toxsieve.pipelines.extract import normalize_text, text_hash
+from toxsieve.pipelines.stages.extract import normalize_text, text_hash
 
 # Characters (and CRLF) the normaliser has a rule for, mixed into ordinary text so that Hypothesis
 # hits them often: every kind of line break, controls, odd spaces, BOM, combining marks, Hangul jamo.

@@ -13,7 +13,7 @@ import pytest
 
 from toxsieve.pipelines.config import OutputConfig
 from toxsieve.pipelines.document import DeadLetter, Document, Removal
-from toxsieve.pipelines.outputs import (
+from toxsieve.pipelines.io.outputs import (
     Row,
     audit_row,
     curated_row,

@@ -158,8 +158,8 @@ def _crawl_texts() -> list[str]:
     """The crawl sample's documents: JSONL texts, WET plain text and WARC pages' extracted text."""
     from toxsieve.pipelines.config import InputConfig
     from toxsieve.pipelines.document import Document
-    from toxsieve.pipelines.extract import html_to_text, normalize_text
-    from toxsieve.pipelines.readers import detect_format, read_shard
+    from toxsieve.pipelines.io.readers import detect_format, read_shard
+    from toxsieve.pipelines.stages.extract import html_to_text, normalize_text
 
     texts = []
     for path in sorted((REPO / "tests/fixtures/crawl").glob("*/*")):

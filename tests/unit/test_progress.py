@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from toxsieve.pipelines.progress import (
+from toxsieve.pipelines.runtime.progress import (
     RateWindow,
     RunProgress,
     eta_seconds,

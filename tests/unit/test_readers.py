@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from toxsieve.pipelines.config import InputConfig
 from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.readers import (
+from toxsieve.pipelines.io.readers import (
     UnknownFormatError,
     detect_format,
     fallback_doc_id,

@@ -11,11 +11,11 @@ import typing
 import pytest
 
 from tests.conftest import CRAWL
+from toxsieve.pipelines.cli.redecide import RedecideError, changed_keys, check_settings
 from toxsieve.pipelines.config import Config, ConfigError, ToxicityConfig, merge_config, parse_overrides
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.redecide import RedecideError, changed_keys, check_settings
 from toxsieve.pipelines.stages import STAGES
-from toxsieve.pipelines.toxicity import apply_toxicity, decide_toxicity
+from toxsieve.pipelines.stages.toxicity import apply_toxicity, decide_toxicity
 
 
 def _texts() -> list[str]:

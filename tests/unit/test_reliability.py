@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toxsieve.pipelines.bounds import ExtractionWorker, html_nesting_depth, sniff_binary
 from toxsieve.pipelines.config import ExtractConfig, InputConfig, LimitsConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.extract import extract_document
+from toxsieve.pipelines.runtime.bounds import ExtractionWorker, html_nesting_depth, sniff_binary
+from toxsieve.pipelines.stages.extract import extract_document
 from toxsieve.schemas import Reason, Stage
 
 PROSE = b"<p>" + b"An ordinary paragraph of English prose about gardens and rivers. " * 6 + b"</p>"
@@ -238,7 +238,7 @@ def _doc(doc_id: str, path: str, offset: int) -> Document:
 
 
 def test_the_first_document_in_source_order_keeps_a_shared_id() -> None:
-    from toxsieve.pipelines.doc_ids import make_ids_unique, renamed_id
+    from toxsieve.pipelines.runtime.doc_ids import make_ids_unique, renamed_id
 
     group = [_doc("a", "s/2.jsonl", 0), _doc("a", "s/1.jsonl", 5), _doc("a", "s/1.jsonl", 9)]
     out = {d.text: d for d in make_ids_unique(group)}
@@ -251,7 +251,7 @@ def test_the_first_document_in_source_order_keeps_a_shared_id() -> None:
 @given(st.permutations(range(6)))
 @settings(max_examples=30, deadline=None)
 def test_renaming_does_not_depend_on_arrival_order(order: list[int]) -> None:
-    from toxsieve.pipelines.doc_ids import make_ids_unique
+    from toxsieve.pipelines.runtime.doc_ids import make_ids_unique
 
     group = [_doc("x", f"p{i % 2}", i) for i in range(6)]
     reference = sorted((d.doc_id, d.text) for d in make_ids_unique(group))

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import build_tiny_model, local_runner
 from toxsieve.pipelines.config import ConfigError, config_from_dict
-from toxsieve.pipelines.pipeline import RunSpec, curate
+from toxsieve.pipelines.runtime.pipeline import RunSpec, curate
 
 HINT = "type:nvidia-tesla-t4;count:1;install-nvidia-driver"
 ACCELERATOR_URN = "beam:resources:accelerator:v1"

@@ -6,10 +6,10 @@ import pytest
 
 from toxsieve.pipelines.config import DEFAULT_LANGUAGE_MODELS, ConfigError, ToxicityConfig, config_from_dict
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.outputs import metadata_row
-from toxsieve.pipelines.run import _toxicity_stats, summary_table
-from toxsieve.pipelines.toxicity import apply_toxicity, mark_unsupported
-from toxsieve.pipelines.transforms import funnel_keys
+from toxsieve.pipelines.io.outputs import metadata_row
+from toxsieve.pipelines.runtime.run import _toxicity_stats, summary_table
+from toxsieve.pipelines.runtime.transforms import funnel_keys
+from toxsieve.pipelines.stages.toxicity import apply_toxicity, mark_unsupported
 
 
 def _tox(**raw: object) -> ToxicityConfig:

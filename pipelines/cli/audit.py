@@ -7,7 +7,7 @@ pyarrow/numpy (a 1M-row ``metadata/`` takes seconds, memory bounded by a batch);
 the smallest ``doc_id`` s per reason (the same report every time), fetched in a second pass with a
 ``doc_id`` filter pushed down to the Parquet row groups.
 
-The HTML report (``pipelines/audit_html.py``) is one self-contained file: no script, no external
+The HTML report (``pipelines/cli/audit_html.py``) is one self-contained file: no script, no external
 resource (a CSP forbids both), and every string that came from a document or a URL is escaped.
 """
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from toxsieve.pipelines.charts import fmt_int, fmt_score, fmt_share
+from toxsieve.pipelines.cli.charts import fmt_int, fmt_score, fmt_share
 
 EXCERPT_CHARS = 300
 EXAMPLE_COLUMNS = ["doc_id", "stage", "reason", "url", "score", "threshold", "duplicate_of", "matched", "detail",
@@ -212,7 +212,7 @@ def _count_values(counter: Counter[str], values: pa.Array) -> None:
         counter.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
 def _partial_run(out: Path) -> list[str]:
     """What an interrupted run left behind (outputs written so far, its lock, its counts)."""
-    from toxsieve.pipelines.lock import LOCK_FILE, describe, lock_is_stale, read_lock
+    from toxsieve.pipelines.runtime.lock import LOCK_FILE, describe, lock_is_stale, read_lock
 
     found = []
     for name in ("kept", "metadata", "removed", "dead_letter"):
@@ -414,7 +414,7 @@ def render_text(report: AuditReport) -> str:
 
 
 def render_html(report: AuditReport) -> str:
-    from toxsieve.pipelines.audit_html import render_html as render
+    from toxsieve.pipelines.cli.audit_html import render_html as render
 
     return render(report)
 

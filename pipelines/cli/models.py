@@ -392,7 +392,7 @@ def read_records(path: str | Path, fields: list[str]) -> Iterator[tuple[int, dic
 @contextlib.contextmanager
 def _open_text(path: Path) -> Iterator[io.TextIOWrapper]:
     """Text of ``path``, decompressed by the pipeline's reader: a truncated .gz/.zst raises, never ends early."""
-    from toxsieve.pipelines.readers import decompressed
+    from toxsieve.pipelines.io.readers import decompressed
 
     with open(path, "rb") as raw, io.TextIOWrapper(decompressed(raw, path.name), encoding="utf-8", newline="") as fh:
         try:

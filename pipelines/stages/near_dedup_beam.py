@@ -31,8 +31,10 @@ from apache_beam.metrics import Metrics
 
 from toxsieve.pipelines.config import NearDedupConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.minhash import MinHasher
-from toxsieve.pipelines.near_dedup import (
+from toxsieve.pipelines.runtime.shuffle_meter import MeteredGroupByKey, Meters
+from toxsieve.pipelines.runtime.transforms import SplitRemovals, count_removal, inner_tally
+from toxsieve.pipelines.stages.minhash import MinHasher
+from toxsieve.pipelines.stages.near_dedup import (
     ClusterDecision,
     Edge,
     Node,
@@ -48,8 +50,6 @@ from toxsieve.pipelines.near_dedup import (
     small_star,
     verify_candidates,
 )
-from toxsieve.pipelines.shuffle_meter import MeteredGroupByKey, Meters
-from toxsieve.pipelines.transforms import SplitRemovals, count_removal, inner_tally
 from toxsieve.schemas import Stage
 
 Split = tuple[beam.PCollection, beam.PCollection]

@@ -45,21 +45,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import Config, NearDedupConfig, OutputConfig
-from toxsieve.pipelines.dedup_exact import exact_duplicate_removal
-from toxsieve.pipelines.doc_ids import renamed_id
 from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.fast_scoring import _decide_fast, _FastScoreFn, is_hf_model_dir
-from toxsieve.pipelines.minhash import keeper_rank
-from toxsieve.pipelines.near_dedup import ClusterDecision, apply_decision, make_hasher, node_id, sketch_batch
-from toxsieve.pipelines.near_dedup_beam import ClusterCandidates, _link_bucket
-from toxsieve.pipelines.outputs import Row, audit_row, curated_row, dead_letter_row, metadata_row, row_size
-from toxsieve.pipelines.readers import detect_format, read_shard
-from toxsieve.pipelines.shuffle_meter import MeteredGroupByKey, Meters
-from toxsieve.pipelines.stages import STAGES, stat_keys
-from toxsieve.pipelines.stages.apply import _DeclaredStageFn
-from toxsieve.pipelines.transforms import (
+from toxsieve.pipelines.io.outputs import Row, audit_row, curated_row, dead_letter_row, metadata_row, row_size
+from toxsieve.pipelines.io.readers import detect_format, read_shard
+from toxsieve.pipelines.runtime import progress
+from toxsieve.pipelines.runtime.doc_ids import renamed_id
+from toxsieve.pipelines.runtime.fast_scoring import _decide_fast, _FastScoreFn, is_hf_model_dir
+from toxsieve.pipelines.runtime.shuffle_meter import MeteredGroupByKey, Meters
+from toxsieve.pipelines.runtime.transforms import (
     STAGE_KEY,
     _ExtractFn,
     _LanguageFn,
@@ -68,6 +62,12 @@ from toxsieve.pipelines.transforms import (
     count_removal,
     funnel_keys,
 )
+from toxsieve.pipelines.stages import STAGES, stat_keys
+from toxsieve.pipelines.stages.apply import _DeclaredStageFn
+from toxsieve.pipelines.stages.dedup_exact import exact_duplicate_removal
+from toxsieve.pipelines.stages.minhash import keeper_rank
+from toxsieve.pipelines.stages.near_dedup import ClusterDecision, apply_decision, make_hasher, node_id, sketch_batch
+from toxsieve.pipelines.stages.near_dedup_beam import ClusterCandidates, _link_bucket
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, Stage
 
 STAGING_DIR = "_staging"
@@ -402,7 +402,7 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
         else:
             # A Hugging Face checkpoint runs through RunInference (its own, possibly GPU, workers): the
             # documents it scores leave the fused chain there and come back through a Flatten.
-            from toxsieve.pipelines.inference import ScoreToxicity  # imports apache_beam.ml (torch)
+            from toxsieve.pipelines.runtime.inference import ScoreToxicity  # imports apache_beam.ml (torch)
 
             kept = records | "ScoreToxicity/Kept" >> beam.Filter(_alive)
             rest = records | "ScoreToxicity/Rest" >> beam.Filter(lambda e: not _alive(e))

@@ -25,16 +25,16 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from toxsieve.classifiers.base import sha256_path
 from toxsieve.classifiers.langid import resolve_lid_model
-from toxsieve.pipelines import progress
-from toxsieve.pipelines.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.pipelines.config import Config
-from toxsieve.pipelines.fast_scoring import is_hf_model_dir
-from toxsieve.pipelines.input_lists import InputListError, check_filesystems
-from toxsieve.pipelines.lock import LOCK_FILE, OutputLockedError, output_lock
-from toxsieve.pipelines.passes import read_done_marker
-from toxsieve.pipelines.pipeline import COUNTS_FILE, OUTPUT_DIRS, STAGING_DIR, RunSpec, curate
-from toxsieve.pipelines.readers import detect_format
-from toxsieve.pipelines.transforms import stage_balance_checks
+from toxsieve.pipelines.io.input_lists import InputListError, check_filesystems
+from toxsieve.pipelines.io.readers import detect_format
+from toxsieve.pipelines.runtime import progress
+from toxsieve.pipelines.runtime.fast_scoring import is_hf_model_dir
+from toxsieve.pipelines.runtime.lock import LOCK_FILE, OutputLockedError, output_lock
+from toxsieve.pipelines.runtime.passes import read_done_marker
+from toxsieve.pipelines.runtime.pipeline import COUNTS_FILE, OUTPUT_DIRS, STAGING_DIR, RunSpec, curate
+from toxsieve.pipelines.runtime.transforms import stage_balance_checks
+from toxsieve.pipelines.stages.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
 from toxsieve.schemas.enums import REASONS_BY_STAGE
 
@@ -185,7 +185,7 @@ def make_runner(options: PipelineOptions) -> Any:
         return FnApiRunner()
     if name in DASK_RUNNER_NAMES:  # Beam's short name is not registered, and 2.77 loses elements (docs/dask.md)
         try:
-            from toxsieve.pipelines.dask_runner import DaskRunner
+            from toxsieve.pipelines.runtime.dask_runner import DaskRunner
         except ImportError as exc:
             raise RunError(f"--runner {name} needs dask and distributed: pip install 'toxsieve[dask]'") from exc
         return DaskRunner()
@@ -273,7 +273,7 @@ def check_output_path(output: str) -> None:
 
 @contextmanager
 def hold_output(output: str, run_id: str) -> Iterator[None]:
-    """The output directory's lock for the whole run (pipelines/lock.py); a held lock is a RunError."""
+    """The output directory's lock for the whole run (pipelines/runtime/lock.py); a held lock is a RunError."""
     try:
         with output_lock(output, run_id):
             yield
@@ -381,7 +381,7 @@ def _declared_stage_stats(counts: dict[str, int]) -> dict[str, Any]:
 
 
 def _shuffle_stats(counts: dict[str, int], read: int) -> dict[str, Any]:
-    """Bytes that entered the run's shuffles (Beam's encoding of each element; pipelines/shuffle_meter.py)."""
+    """Bytes that entered the run's shuffles (Beam's encoding of each element; pipelines/runtime/shuffle_meter.py)."""
     by_step = {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("shuffle_bytes/")}
     total = sum(by_step.values())
     return {"bytes": total, "bytes_per_document": round(total / read, 1) if read else None, "by_step": by_step}

@@ -35,7 +35,7 @@ import xxhash
 
 from toxsieve.pipelines.config import NearDedupConfig
 from toxsieve.pipelines.document import Document, Removal
-from toxsieve.pipelines.minhash import (
+from toxsieve.pipelines.stages.minhash import (
     MinHasher,
     Rank,
     band_keys,

@@ -7,10 +7,10 @@ import logging
 import sys
 
 from toxsieve.classifiers.langid import ModelNotFoundError
-from toxsieve.pipelines.cli_models import MODEL_COMMANDS, add_model_commands, run_model_command
+from toxsieve.pipelines.cli.models import MODEL_COMMANDS, add_model_commands, run_model_command
 from toxsieve.pipelines.config import ConfigError, default_config_yaml, load_config, parse_language_thresholds
-from toxsieve.pipelines.input_lists import InputListError, read_path_list
-from toxsieve.pipelines.readers import UnknownFormatError
+from toxsieve.pipelines.io.input_lists import InputListError, read_path_list
+from toxsieve.pipelines.io.readers import UnknownFormatError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # Beam warns on the root logger about GCP extras
         handler.addFilter(lambda record: "apitools not found" not in record.getMessage())
 
-    from toxsieve.pipelines.run import RunError, print_summary, run
+    from toxsieve.pipelines.runtime.run import RunError, print_summary, run
 
     try:
         cfg = load_config(args.config)
@@ -174,12 +174,12 @@ def _listed_inputs(args: argparse.Namespace, cfg: object) -> list[str]:
 
 
 def _run_on_local_dask(args: argparse.Namespace, cfg: object, beam_args: list[str], argv: list[str]) -> object:
-    from toxsieve.pipelines.run import RunError, run
+    from toxsieve.pipelines.runtime.run import RunError, run
 
     if any(a.split("=")[0] in ("--runner", "--dask_client_address") for a in beam_args):
         raise RunError("--dask-local starts its own cluster: do not also pass --runner or --dask_client_address")
     try:
-        from toxsieve.pipelines.dask_runner import LocalDaskCluster
+        from toxsieve.pipelines.runtime.dask_runner import LocalDaskCluster
 
         cluster = LocalDaskCluster(args.dask_local)
         with cluster as address:
@@ -220,7 +220,7 @@ def _audit(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from toxsieve.pipelines.audit import (
+    from toxsieve.pipelines.cli.audit import (
         AuditError,
         explain_document,
         load_report,
@@ -251,8 +251,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _rethreshold(args: argparse.Namespace) -> int:
-    from toxsieve.pipelines.rethreshold import rethreshold
-    from toxsieve.pipelines.run import RunError, print_summary
+    from toxsieve.pipelines.cli.rethreshold import rethreshold
+    from toxsieve.pipelines.runtime.run import RunError, print_summary
 
     try:
         per_language = (parse_language_thresholds(args.threshold_per_language)
@@ -272,9 +272,9 @@ def _redecide(args: argparse.Namespace) -> int:
 
     import yaml
 
+    from toxsieve.pipelines.cli.redecide import redecide
     from toxsieve.pipelines.config import config_from_dict, merge_config, parse_overrides
-    from toxsieve.pipelines.redecide import redecide
-    from toxsieve.pipelines.run import RunError, print_summary
+    from toxsieve.pipelines.runtime.run import RunError, print_summary
 
     try:
         overlay: dict = {}
@@ -302,7 +302,7 @@ def _redecide(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from toxsieve.pipelines.export import ExportError, ExportOptions, export, parse_bins
+    from toxsieve.pipelines.cli.export import ExportError, ExportOptions, export, parse_bins
 
     try:
         per_language = (parse_language_thresholds(args.threshold_per_language)
@@ -324,7 +324,7 @@ def _export(args: argparse.Namespace) -> int:
 def _import_ut1(args: argparse.Namespace) -> int:
     import tarfile
 
-    from toxsieve.pipelines.blocklists import import_ut1_archive
+    from toxsieve.pipelines.stages.blocklists import import_ut1_archive
 
     try:
         counts = import_ut1_archive(args.archive, args.dest, args.category)

@@ -65,13 +65,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from toxsieve.pipelines.blocklists import decide_word_blocklist
 from toxsieve.pipelines.config import Config, ConfigError, config_from_dict
 from toxsieve.pipelines.document import Document, Removal
-from toxsieve.pipelines.language import decide_language
-from toxsieve.pipelines.outputs import audit_row, curated_row, row_sort_key
-from toxsieve.pipelines.pipeline import COUNTS_FILE
-from toxsieve.pipelines.run import (
+from toxsieve.pipelines.io.outputs import audit_row, curated_row, row_sort_key
+from toxsieve.pipelines.runtime.pipeline import COUNTS_FILE
+from toxsieve.pipelines.runtime.run import (
     MANIFEST_FILE,
     STATS_FILE,
     RunError,
@@ -80,9 +78,11 @@ from toxsieve.pipelines.run import (
     new_run_id,
     prepare_output,
 )
+from toxsieve.pipelines.runtime.transforms import funnel_keys
 from toxsieve.pipelines.stages import STAGES, DeclaredStage, stat_keys
-from toxsieve.pipelines.toxicity import decide_toxicity, toxicity_flag
-from toxsieve.pipelines.transforms import funnel_keys
+from toxsieve.pipelines.stages.blocklists import decide_word_blocklist
+from toxsieve.pipelines.stages.language import decide_language
+from toxsieve.pipelines.stages.toxicity import decide_toxicity, toxicity_flag
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, Stage
 
 Key = tuple[str, str, int]

@@ -2,7 +2,7 @@
 
 Kept for its CLI: ``--threshold``, ``--threshold-per-language`` (replaces the source run's table),
 ``--cascade-threshold`` and ``--mode`` (default ``filter``) become the ``toxicity`` section of the new
-config, and ``pipelines/redecide.py`` decides every document with ``toxicity.decide_toxicity``, the
+config, and ``pipelines/cli/redecide.py`` decides every document with ``toxicity.decide_toxicity``, the
 pipeline's own rule. A document the source removed for toxicity can be restored only when
 ``removed/`` holds its full text (see redecide's rules); toxicity removals name the source run and
 say that no model ran.
@@ -14,9 +14,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from toxsieve.pipelines.cli.redecide import redecide
 from toxsieve.pipelines.config import Config, ConfigError, ToxicityConfig
-from toxsieve.pipelines.redecide import redecide
-from toxsieve.pipelines.run import RunError
+from toxsieve.pipelines.runtime.run import RunError
 
 
 def new_toxicity_config(source: ToxicityConfig, threshold: float | None, per_language: dict[str, float] | None,

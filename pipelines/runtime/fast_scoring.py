@@ -13,11 +13,11 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from toxsieve.classifiers.base import score_documents
-from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import ToxicityConfig, route_of
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.toxicity import apply_toxicity, mark_unsupported, toxic_score
-from toxsieve.pipelines.transforms import count_removal
+from toxsieve.pipelines.runtime import progress
+from toxsieve.pipelines.runtime.transforms import count_removal
+from toxsieve.pipelines.stages.toxicity import apply_toxicity, mark_unsupported, toxic_score
 
 
 def is_hf_model_dir(spec: str | None) -> bool:

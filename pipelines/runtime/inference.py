@@ -26,7 +26,7 @@ from apache_beam.utils import shared
 from toxsieve.classifiers.base import sha256_path
 from toxsieve.pipelines.config import DEFAULT_ROUTE, Route, ToxicityConfig, route_of
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.fast_scoring import (  # noqa: F401 - re-exported: the fast path lives there
+from toxsieve.pipelines.runtime.fast_scoring import (  # noqa: F401 - re-exported: the fast path lives there
     FastScored,
     _count,
     _decide_fast,
@@ -36,8 +36,8 @@ from toxsieve.pipelines.fast_scoring import (  # noqa: F401 - re-exported: the f
     doc_key,
     is_hf_model_dir,
 )
-from toxsieve.pipelines.toxicity import apply_toxicity, in_cascade_band
-from toxsieve.pipelines.transforms import SplitRemovals, inner_tally
+from toxsieve.pipelines.runtime.transforms import SplitRemovals, inner_tally
+from toxsieve.pipelines.stages.toxicity import apply_toxicity, in_cascade_band
 
 # --- Hugging Face models through RunInference ------------------------------------------
 

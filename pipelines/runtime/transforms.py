@@ -19,9 +19,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
-from toxsieve.pipelines import progress
-from toxsieve.pipelines.blocklists import UrlBlocklist, WordBlocklist, apply_url_blocklist, apply_word_blocklist
-from toxsieve.pipelines.bounds import ExtractionWorker
 from toxsieve.pipelines.config import (
     ExactDedupConfig,
     ExtractConfig,
@@ -32,13 +29,16 @@ from toxsieve.pipelines.config import (
     UrlBlocklistConfig,
     WordBlocklistConfig,
 )
-from toxsieve.pipelines.dedup_exact import resolve_exact_duplicates
-from toxsieve.pipelines.doc_ids import id_key, make_ids_unique
 from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.extract import extract_document
-from toxsieve.pipelines.language import apply_language
-from toxsieve.pipelines.outputs import Row, row_sort_key, write_parquet_shards
-from toxsieve.pipelines.readers import detect_format, read_shard
+from toxsieve.pipelines.io.outputs import Row, row_sort_key, write_parquet_shards
+from toxsieve.pipelines.io.readers import detect_format, read_shard
+from toxsieve.pipelines.runtime import progress
+from toxsieve.pipelines.runtime.bounds import ExtractionWorker
+from toxsieve.pipelines.runtime.doc_ids import id_key, make_ids_unique
+from toxsieve.pipelines.stages.blocklists import UrlBlocklist, WordBlocklist, apply_url_blocklist, apply_word_blocklist
+from toxsieve.pipelines.stages.dedup_exact import resolve_exact_duplicates
+from toxsieve.pipelines.stages.extract import extract_document
+from toxsieve.pipelines.stages.language import apply_language
 
 Split = tuple[beam.PCollection, beam.PCollection]
 
@@ -126,7 +126,7 @@ class ReadCrawlShards(beam.PTransform):
             | "ReadShards" >> beam.ParDo(_ReadShardFn(self.cfg, self.progress_dir))
             # One shard is read by one worker; spread its records before the heavy stages. The
             # shuffle is keyed by doc_id (not at random) so that documents sharing an id meet and
-            # all but the first in source order are renamed (pipelines/doc_ids.py): no extra shuffle.
+            # all but the first in source order are renamed (pipelines/runtime/doc_ids.py): no extra shuffle.
             | "KeyByDocId" >> beam.Map(lambda r: (id_key(r), r))
             | "Rebalance" >> beam.GroupByKey()
             | "UniqueDocIds" >> beam.FlatMap(lambda kv: make_ids_unique(kv[1]))

@@ -84,7 +84,7 @@ def fetch_to_local(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from toxsieve.pipelines.cli import main as toxsieve_main
+    from toxsieve.pipelines.cli.main import main as toxsieve_main
 
     try:
         args = toxsieve_argv(list(sys.argv[1:] if argv is None else argv), fetch_config=fetch_to_local)

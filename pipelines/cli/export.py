@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from toxsieve.pipelines.audit import SCORE_BINS, record_batches, score_bins
-from toxsieve.pipelines.charts import fmt_int, fmt_score, fmt_share, histogram
+from toxsieve.pipelines.cli.audit import SCORE_BINS, record_batches, score_bins
+from toxsieve.pipelines.cli.charts import fmt_int, fmt_score, fmt_share, histogram
 
 VIEWS = ("dapt", "conditioned", "toxic")
 OWN_OUTPUTS = ("data", "README.md", "score_histogram.svg", "export.json")

@@ -11,8 +11,15 @@ import re
 import shlex
 from typing import Any
 
-from toxsieve.pipelines.audit import SCORE_BINS, THRESHOLDS, AuditReport, LanguageFigures, evidence, length_bin_labels
-from toxsieve.pipelines.charts import (
+from toxsieve.pipelines.cli.audit import (
+    SCORE_BINS,
+    THRESHOLDS,
+    AuditReport,
+    LanguageFigures,
+    evidence,
+    length_bin_labels,
+)
+from toxsieve.pipelines.cli.charts import (
     KEPT,
     READ,
     REMOVED,

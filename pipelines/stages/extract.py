@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import xxhash
 
-from toxsieve.pipelines.bounds import ExtractionCrashed, ExtractionTimeout, html_nesting_depth
 from toxsieve.pipelines.config import ExtractConfig, LimitsConfig
 from toxsieve.pipelines.document import Document, Removal
+from toxsieve.pipelines.runtime.bounds import ExtractionCrashed, ExtractionTimeout, html_nesting_depth
 from toxsieve.schemas import Reason, Stage
 
 # Line breaks in all their forms (CR LF, CR, VT, FF, FS/GS/RS, NEL, LS, PS) become "\n".

@@ -17,10 +17,10 @@ from typing import IO, Any
 
 import xxhash
 
-from toxsieve.pipelines.bounds import MAX_CONTROL_SHARE, SNIFF_BYTES, control_share, sniff_binary
 from toxsieve.pipelines.config import InputConfig
 from toxsieve.pipelines.document import DeadLetter, Document, Removal, clean_str, excerpt
-from toxsieve.pipelines.warc_frames import Damaged, Frame, Garbage, iter_warc_frames
+from toxsieve.pipelines.io.warc_frames import Damaged, Frame, Garbage, iter_warc_frames
+from toxsieve.pipelines.runtime.bounds import MAX_CONTROL_SHARE, SNIFF_BYTES, control_share, sniff_binary
 from toxsieve.schemas import Reason, Stage
 
 ReadResult = Document | DeadLetter

@@ -151,7 +151,7 @@ class ExtractionWorker:
     def _start(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "toxsieve.pipelines.bounds"],
+                [sys.executable, "-m", "toxsieve.pipelines.runtime.bounds"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
             )
             # The child's start (interpreter and imports, ~0.5 s) does not count against a page's limit.
@@ -239,7 +239,7 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 def _serve(fd_in: int, fd_out: int) -> None:
     """The child's loop: read a page, extract, write the text; exit when the parent closes the pipe."""
-    from toxsieve.pipelines.extract import html_to_text
+    from toxsieve.pipelines.stages.extract import html_to_text
 
     html_to_text(b"<p>warm</p>")  # load resiliparse before saying ready
     os.write(fd_out, _READY)

@@ -28,7 +28,7 @@ from toxsieve.pipelines.config import WordBlocklistConfig, WordPolicyConfig
 from toxsieve.pipelines.document import Document, Removal
 from toxsieve.schemas import Reason, Stage
 
-LISTS_DIR = Path(__file__).parent / "lists"
+LISTS_DIR = Path(__file__).parent.parent / "lists"  # pipelines/lists/
 BUILTIN_PREFIX = "builtin:"
 
 # Scripts written without spaces between words: word lists match as substrings there.

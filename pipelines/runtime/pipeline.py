@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from toxsieve.pipelines import progress
 from toxsieve.pipelines.config import Config
-from toxsieve.pipelines.passes import (
+from toxsieve.pipelines.runtime import progress
+from toxsieve.pipelines.runtime.passes import (
     OUTPUT_DIRS,
     STAGING_DIR,
     _ReadShardFn,
