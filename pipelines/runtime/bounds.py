@@ -115,8 +115,9 @@ def html_nesting_depth(html: bytes, stop_above: int | None = None) -> int:
     if stop_above is not None and n_lt <= stop_above:
         return min(n_lt, stop_above)
     get = _DELTA.get
-    deltas = [get(tag, -1 if tag[1] == 47 else 1) for tag in _TAG.findall(html)]
-    return max(accumulate(deltas), default=0) if deltas else 0
+    deltas = [0] + [get(tag, -1 if tag[1] == 47 else 1) for tag in _TAG.findall(html)]
+    # a stray close tag does not make later nesting look shallower: the depth never drops below 0
+    return max(accumulate(deltas, lambda depth, d: max(0, depth + d)), default=0)
 
 
 # --- extraction under a wall-clock limit ----------------------------------------

@@ -29,6 +29,7 @@ from toxsieve.pipelines.config import Config
 from toxsieve.pipelines.io.input_lists import InputListError, check_filesystems
 from toxsieve.pipelines.io.readers import detect_format
 from toxsieve.pipelines.runtime import progress
+from toxsieve.pipelines.runtime.allocators import tame_allocators
 from toxsieve.pipelines.runtime.fast_scoring import is_hf_model_dir
 from toxsieve.pipelines.runtime.lock import LOCK_FILE, OutputLockedError, output_lock
 from toxsieve.pipelines.runtime.passes import read_done_marker
@@ -236,6 +237,7 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
         markers = progress.progress_dir(output)
         for i in resumed:  # read by the interrupted attempt
             progress.mark_file_done(markers, files[i][0])
+        tame_allocators()  # before the local runner starts its workers: they inherit the settings
         with progress.RunProgress(files, markers, cfg.run.progress_interval_s) as run_progress:
             with beam.Pipeline(runner=runner, options=options) as p:
                 curate(p, spec)

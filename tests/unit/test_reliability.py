@@ -127,6 +127,9 @@ def test_nesting_depth_counts_only_elements_that_nest() -> None:
     assert html_nesting_depth(b"<div>" + b"<p>a<br><img src=x><li>b" * 1000 + b"</div>") == 1
     assert html_nesting_depth(b"<DIV><Div><div>") == 3
     assert html_nesting_depth(b"") == 0
+    # stray close tags never count below 0, so they cannot hide deep nesting that follows
+    assert html_nesting_depth(b"</a") == 0
+    assert html_nesting_depth(b"</div>" * 500 + b"<div>" * 600) == 600
     assert html_nesting_depth(b"<div>" * 10, stop_above=100) <= 100  # too few tags to be deep: not scanned
 
 
