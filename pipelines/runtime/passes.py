@@ -28,6 +28,7 @@ import dataclasses
 import json
 import pickle
 import struct
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -98,12 +99,41 @@ _DEDUP_ORDER = (("DropExactDuplicates", Stage.EXACT_DEDUP.value), ("DropNearDupl
                 ("ScoreToxicity", Stage.TOXICITY.value))
 
 
+SECONDS_KEY = "stage_us"  # counts key: microseconds a stage spent on its own work, summed over shards
+
+
 @dataclass(frozen=True)
 class ShardEnd:
     """Follows the last record of an input shard down the chain: how many records the reader emitted."""
 
     source_path: str
     n_records: int
+    # seconds each stage of the chain spent on this shard (perf_counter, the stage's own work only)
+    seconds: tuple[tuple[str, float], ...] = ()
+
+
+class _Clock:
+    """Time a stage spends on its own work, handed to the next ShardEnd that passes (so per shard; a
+    batch that spans two shards is counted with the later one). Outputs are collected before they go
+    on, so the time of the stages downstream (called inside a fused chain's ``yield``) is not counted."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.spent = 0.0
+
+    def stamp(self, end: ShardEnd) -> ShardEnd:
+        spent, self.spent = self.spent, 0.0
+        return dataclasses.replace(end, seconds=(*end.seconds, (self.name, spent)))
+
+    def run(self, work: Iterable[Any]) -> list[Any]:
+        started = time.perf_counter()
+        out = list(work)
+        self.spent += time.perf_counter() - started
+        return out
+
+    def stamped(self, elements: Iterable[Any]) -> Iterator[Any]:
+        for e in elements:
+            yield self.stamp(e) if isinstance(e, ShardEnd) else e
 
 
 @dataclass(frozen=True)
@@ -173,15 +203,19 @@ class _ReadShardFn(beam.DoFn):
 class _OnKept(beam.DoFn):
     """A per-document stage's DoFn, run on documents still kept; everything else passes through."""
 
-    def __init__(self, inner: beam.DoFn) -> None:
+    def __init__(self, inner: beam.DoFn, name: str) -> None:
         self.inner = inner
+        self.name = name
 
     def setup(self) -> None:
         self.inner.setup()
+        self._clock = _Clock(self.name)
 
     def process(self, element: Any) -> Iterator[Any]:
         if _alive(element):
-            yield from self.inner.process(element)
+            yield from self._clock.run(self.inner.process(element))
+        elif isinstance(element, ShardEnd):
+            yield self._clock.stamp(element)
         else:
             yield element
 
@@ -198,8 +232,12 @@ class _ScoreKeptBatches(beam.DoFn):
 
     def setup(self) -> None:
         self.inner.setup()
+        self._clock = _Clock("ScoreToxicity")
 
     def process(self, batch: Sequence[Any]) -> Iterator[Any]:
+        return self._clock.stamped(self._clock.run(self._process(batch)))
+
+    def _process(self, batch: Sequence[Any]) -> Iterator[Any]:
         kept = [e for e in batch if _alive(e)]
         scored = {(f.doc.source_path, f.doc.source_offset, f.doc.doc_id): _decide_fast(f, self.cfg)
                   for f in self.inner.process(kept)} if kept else {}
@@ -215,8 +253,12 @@ class _SketchKeptBatches(beam.DoFn):
 
     def setup(self) -> None:
         self._hasher = make_hasher(self.cfg)
+        self._clock = _Clock("Sketch")
 
     def process(self, batch: Sequence[Any]) -> Iterator[Any]:
+        return self._clock.stamped(self._clock.run(self._process(batch)))
+
+    def _process(self, batch: Sequence[Any]) -> Iterator[Any]:
         docs = [e for e in batch if isinstance(e, Document) and _dedup_candidate(e)]
         found: dict[bytes, tuple[Any, list[bytes]]] = {}
         if docs:
@@ -240,6 +282,8 @@ class _ShardSink:
         self.rows: list[dict[str, Any]] = []
         self.n = 0
         self.n_read: int | None = None
+        self.seconds: dict[str, float] = {}  # per stage of the chain, from the shard's ShardEnd
+        self.spent = 0.0  # staging this shard's records
         self._stream: Any = None
         self._writer: pq.ParquetWriter | None = None
 
@@ -313,14 +357,17 @@ class _StageShardsFn(beam.DoFn):
         if isinstance(element, ShardEnd):
             sink = self._sink(element.source_path)
             sink.n_read = element.n_records
+            sink.seconds = dict(element.seconds)
             if sink.n == element.n_records:  # the whole shard passed through this bundle: done now
                 yield from self._close(element.source_path)
             return
+        started = time.perf_counter()
         sketch = element if isinstance(element, Sketched) else None
         record = sketch.doc if sketch else element
         sink = self._sink(record.source_path)
         row = staged_row(record, sink.n, sketch)
         sink.add(row)
+        sink.spent += time.perf_counter() - started
         if isinstance(record, Document):
             yield "row", small_row(self.shard_index[record.source_path], row)
 
@@ -331,7 +378,7 @@ class _StageShardsFn(beam.DoFn):
         complete = sink.n_read is not None and sink.n == sink.n_read
         if complete:
             write_done_marker(self.staging, index, [final] if final else [], sink.n_read or 0)
-        yield "part", index, final, sink.n, sink.n_read
+        yield "part", index, final, sink.n, sink.n_read, {**sink.seconds, "Staging": sink.spent}
 
     def finish_bundle(self) -> Iterator[Any]:
         for path in sorted(self._sinks):
@@ -374,9 +421,9 @@ class _ResumeShardFn(beam.DoFn):
                     if row["doc_id"] is not None:
                         yield "row", small_row(index, row)
         for i, path in enumerate(files):
-            yield "part", index, path, n if i == 0 else 0, marker["n_read"] if i == 0 else None
+            yield "part", index, path, n if i == 0 else 0, marker["n_read"] if i == 0 else None, None
         if not files:
-            yield "part", index, None, 0, marker["n_read"]
+            yield "part", index, None, 0, marker["n_read"], None
 
 
 def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
@@ -392,7 +439,7 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
         if section.enabled:
             fns.append((stage.transform, _DeclaredStageFn(stage.name, section)))
     for name, fn in fns:
-        records = records | name >> beam.ParDo(_OnKept(fn))
+        records = records | name >> beam.ParDo(_OnKept(fn, name))
     tox = cfg.toxicity
     if tox.enabled:
         routes = tox.routes()
@@ -667,7 +714,7 @@ def decide(messages: beam.PCollection, cfg: Config, paths: list[str],
     """(shard, [decision messages]) for every input shard, from packed small keys only. With
     ``meters`` (a list), the bytes entering every shuffle are counted there (``shuffle_meter``)."""
     rows = messages | "Rows" >> beam.FlatMap(lambda m: [m[1]] if m[0] == "row" else [])
-    parts = messages | "Parts" >> beam.FlatMap(lambda m: [(m[1], ("part", m[2], m[3], m[4]))] if m[0] == "part"
+    parts = messages | "Parts" >> beam.FlatMap(lambda m: [(m[1], ("part", m[2], m[3], m[4], m[5]))] if m[0] == "part"
                                                else [])
     renames = (rows
                | "PackIds" >> beam.ParDo(_PackHashed("doc_id", n_partitions))
@@ -851,17 +898,21 @@ class _MaterialiseFn(beam.DoFn):
         self._fast = self.cfg.toxicity.threshold_for
 
     def process(self, item: tuple[int, Iterable[tuple[Any, ...]]]) -> Iterator[tuple[str, Any]]:
+        started = time.perf_counter()
         index, messages = item
         files: list[str] = []
         n_read: int | None = None
         n_staged = 0
+        spent_us: Counter[str] = Counter()
         renamed: set[int] = set()
         exact: dict[int, Any] = {}
         near: dict[int, ClusterDecision] = {}
         for message in messages:
             kind = message[0]
             if kind == "part":
-                _, path, n, read = message
+                _, path, n, read, seconds = message
+                for name, spent in (seconds or {}).items():  # resumed shards: spent by an earlier attempt
+                    spent_us[f"{SECONDS_KEY}/{name}"] += round(spent * 1e6)
                 if path is not None:
                     files.append(path)
                 n_staged += n
@@ -874,7 +925,7 @@ class _MaterialiseFn(beam.DoFn):
                 exact[message[1]] = exact_duplicate_removal(keeper_id, self.paths[keeper_index], keeper_offset)
             else:
                 near[message[1]] = message[2]
-        counts: Counter[str] = Counter()
+        counts: Counter[str] = spent_us
         counts["read"] = n_read or 0
         counts["staged"] = n_staged
         counts["shards"] = 1
@@ -906,6 +957,7 @@ class _MaterialiseFn(beam.DoFn):
                 counts[f"written/{name}"] += n
                 counts[f"files/{name}"] += 1
                 yield "file", (name, path, n)
+        counts[f"{SECONDS_KEY}/Materialise"] += round((time.perf_counter() - started) * 1e6)
         progress.PROGRESS.add("materialised_shards")
         progress.mark_file_done(progress.progress_dir(self.output), self.paths[index], written=True)
         yield "counts", dict(counts)

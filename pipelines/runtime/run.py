@@ -352,6 +352,7 @@ def finalize_stats(output: str, run_id: str, wall_s: float, expected_shards: int
         **_declared_stage_stats(counts),
         "outputs": {name: {"files": len(entries), "rows": rows[name]} for name, entries in files.items()},
         "shuffle": _shuffle_stats(counts, read),
+        "stage_seconds": _stage_seconds(counts),
         "docs_per_s": round(read / wall_s, 1) if wall_s > 0 else None,
         "conservation": {"ok": all(checks.values()), "read": read, "accounted": accounted, "checks": checks},
     }
@@ -387,6 +388,13 @@ def _shuffle_stats(counts: dict[str, int], read: int) -> dict[str, Any]:
     by_step = {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("shuffle_bytes/")}
     total = sum(by_step.values())
     return {"bytes": total, "bytes_per_document": round(total / read, 1) if read else None, "by_step": by_step}
+
+
+def _stage_seconds(counts: dict[str, int]) -> dict[str, float]:
+    """Seconds each step spent on its own work, summed over workers (so CPU-like, not wall time): the
+    chain's stages per input file, the staging writer and the materialise pass. Reading and the decide
+    pass are the rest of the run's CPU time. Shards re-used by ``--resume`` are not in it."""
+    return {k.split("/", 1)[1]: round(v / 1e6, 3) for k, v in sorted(counts.items()) if k.startswith("stage_us/")}
 
 
 def _toxicity_stats(counts: dict[str, int]) -> dict[str, Any]:

@@ -31,6 +31,11 @@ def test_every_stage_balances_on_the_sample(tmp_path: Path) -> None:
         assert checks[f"{name}: in == kept + removed"] is True
     assert checks["staged records == read records"] is True
     assert checks["every input shard materialised"] is True
+    # every step of the chain reports the time it spent on its own work
+    seconds = json.loads((tmp_path / "out" / "stats.json").read_text())["stage_seconds"]
+    for name in ("ExtractText", "IdentifyLanguage", "ApplyWordBlocklists", "ScoreToxicity", "Sketch", "Staging",
+                 "Materialise"):
+        assert seconds[name] > 0, name
 
 
 class _LossyBatchElements(beam.PTransform):
