@@ -113,8 +113,9 @@ RUN_FILE = "_run.json"  # in _staging/: what the staged shards were computed fro
 
 
 def run_fingerprint(cfg: Config, files: list[tuple[str, int]]) -> dict[str, Any]:
+    # the staged records are pickles of this code's classes: a resume needs the same toxsieve
     found = {"config": dataclasses.asdict(cfg), "inputs": [[path, size] for path, size in files],
-             "schema_version": SCHEMA_VERSION}
+             "schema_version": SCHEMA_VERSION, "toxsieve_version": _version("toxsieve")}
     return json.loads(json.dumps(found, sort_keys=True, default=str))
 
 
@@ -134,7 +135,7 @@ def prepare_resume(output: str, fingerprint: dict[str, Any], n_shards: int) -> t
     with FileSystems.open(run_file) as fh:
         stored = json.loads(fh.read())
     if stored.get("fingerprint") != fingerprint:
-        raise RunError(f"the interrupted run in {output} used another config or input list; "
+        raise RunError(f"the interrupted run in {output} used another config, input list or toxsieve version; "
                        "--resume needs the same ones (or start over with --overwrite)")
     done = tuple(i for i in range(n_shards) if read_done_marker(staging, i) is not None)
     keep = {FileSystems.join(staging, RUN_FILE)} | {FileSystems.join(staging, f"{i:05d}.done") for i in done}

@@ -85,6 +85,14 @@ def test_resume_refuses_a_changed_config(shards: Path, tmp_path: Path) -> None:
     argv = _argv(shards, out)
     argv[argv.index("--config") + 1] = str(changed)
     assert main([*argv, "--resume"]) == 2
+    # records staged by another toxsieve version (pickles of its classes) are not re-used either
+    run_file = out / "_staging" / "_run.json"
+    original = run_file.read_text()
+    stored = json.loads(original)
+    stored["fingerprint"]["toxsieve_version"] = "0.0.0-other"
+    run_file.write_text(json.dumps(stored))
+    assert main([*_argv(shards, out), "--resume"]) == 2
+    run_file.write_text(original)
     # the same config resumes every shard without reading an input again
     assert main([*_argv(shards, out), "--resume"]) == 0
     assert json.loads((out / "manifest.json").read_text())["resumed_inputs"] == N_SHARDS
