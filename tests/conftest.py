@@ -14,6 +14,16 @@ SAMPLE_GLOBS = [
     str(CRAWL / "*" / "*.jsonl.gz"),
 ]
 DEMO_CONFIG = REPO / "deploy" / "configs" / "demo.yaml"
+SAMPLE_INPUTS = [arg for pattern in SAMPLE_GLOBS for arg in ("--input", pattern)]  # `toxsieve run` arguments
+
+
+def run_on_sample(out: Path, config: Path, run_id: str | None = None, *inputs: str) -> int:
+    """`toxsieve run` (in this process, quiet) over the shipped sample and ``inputs``; the exit status."""
+    from toxsieve.pipelines.cli.main import main
+
+    extra = [arg for path in inputs for arg in ("--input", path)]
+    return main(["run", "--output", str(out), "--quiet", "--run-id", run_id or out.name, "--config", str(config),
+                 *extra, *SAMPLE_INPUTS])
 
 
 @pytest.fixture

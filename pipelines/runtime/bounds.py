@@ -117,7 +117,7 @@ def html_nesting_depth(html: bytes, stop_above: int | None = None) -> int:
     get = _DELTA.get
     deltas = [0] + [get(tag, -1 if tag[1] == 47 else 1) for tag in _TAG.findall(html)]
     # a stray close tag does not make later nesting look shallower: the depth never drops below 0
-    return max(accumulate(deltas, lambda depth, d: max(0, depth + d)), default=0)
+    return max(accumulate(deltas, lambda depth, d: max(0, depth + d)))
 
 
 # --- extraction under a wall-clock limit ----------------------------------------

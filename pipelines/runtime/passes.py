@@ -113,8 +113,8 @@ class ShardEnd:
 
 
 class _Clock:
-    """Time a stage spends on its own work, handed to the next ShardEnd that passes (so per shard; a
-    batch that spans two shards is counted with the later one). Outputs are collected before they go
+    """Time a stage spends on its own work, handed to the next ShardEnd that passes (so per shard; the
+    time of a batch that spans two shards goes to the first shard's ShardEnd). Outputs are collected before they go
     on, so the time of the stages downstream (called inside a fused chain's ``yield``) is not counted."""
 
     def __init__(self, name: str) -> None:
@@ -131,9 +131,9 @@ class _Clock:
         self.spent += time.perf_counter() - started
         return out
 
-    def stamped(self, elements: Iterable[Any]) -> Iterator[Any]:
-        for e in elements:
-            yield self.stamp(e) if isinstance(e, ShardEnd) else e
+    def batch(self, work: Iterable[Any]) -> list[Any]:
+        """A batch step's outputs, timed; a ShardEnd among them takes the time so far."""
+        return [self.stamp(e) if isinstance(e, ShardEnd) else e for e in self.run(work)]
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ class _ScoreKeptBatches(beam.DoFn):
         self._clock = _Clock("ScoreToxicity")
 
     def process(self, batch: Sequence[Any]) -> Iterator[Any]:
-        return self._clock.stamped(self._clock.run(self._process(batch)))
+        return iter(self._clock.batch(self._process(batch)))
 
     def _process(self, batch: Sequence[Any]) -> Iterator[Any]:
         kept = [e for e in batch if _alive(e)]
@@ -256,7 +256,7 @@ class _SketchKeptBatches(beam.DoFn):
         self._clock = _Clock("Sketch")
 
     def process(self, batch: Sequence[Any]) -> Iterator[Any]:
-        return self._clock.stamped(self._clock.run(self._process(batch)))
+        return iter(self._clock.batch(self._process(batch)))
 
     def _process(self, batch: Sequence[Any]) -> Iterator[Any]:
         docs = [e for e in batch if isinstance(e, Document) and _dedup_candidate(e)]
@@ -338,7 +338,8 @@ def small_row(index: int, row: dict[str, Any]) -> tuple[Any, ...]:
 
 class _StageShardsFn(beam.DoFn):
     """The end of the signals chain: stages every record under ``_staging/<shard>/`` and emits
-    ``("row", small row)`` per document and ``("part", shard, file, n, n_read)`` per file written."""
+    ``("row", small row)`` per document and ``("part", shard, file, n, n_read, seconds by step)`` per file
+    written."""
 
     def __init__(self, staging: str, shard_index: dict[str, int]) -> None:
         self.staging = staging

@@ -32,8 +32,9 @@ from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.allocators import tame_allocators
 from toxsieve.pipelines.runtime.fast_scoring import is_hf_model_dir
 from toxsieve.pipelines.runtime.lock import LOCK_FILE, OutputLockedError, output_lock
-from toxsieve.pipelines.runtime.passes import read_done_marker
+from toxsieve.pipelines.runtime.passes import SECONDS_KEY, read_done_marker
 from toxsieve.pipelines.runtime.pipeline import COUNTS_FILE, OUTPUT_DIRS, STAGING_DIR, RunSpec, curate
+from toxsieve.pipelines.runtime.shuffle_meter import SHUFFLE_KEY
 from toxsieve.pipelines.runtime.transforms import stage_balance_checks
 from toxsieve.pipelines.stages.blocklists import LISTS_DIR, blocklist_files
 from toxsieve.schemas import SCHEMA_VERSION, SCHEMAS
@@ -386,16 +387,21 @@ def _declared_stage_stats(counts: dict[str, int]) -> dict[str, Any]:
 
 def _shuffle_stats(counts: dict[str, int], read: int) -> dict[str, Any]:
     """Bytes that entered the run's shuffles (Beam's encoding of each element; pipelines/runtime/shuffle_meter.py)."""
-    by_step = {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("shuffle_bytes/")}
+    by_step = _under(counts, SHUFFLE_KEY)
     total = sum(by_step.values())
     return {"bytes": total, "bytes_per_document": round(total / read, 1) if read else None, "by_step": by_step}
+
+
+def _under(counts: dict[str, int], key: str) -> dict[str, int]:
+    """The counts ``key/<name>``, by name in name order."""
+    return {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith(key + "/")}
 
 
 def _stage_seconds(counts: dict[str, int]) -> dict[str, float]:
     """Seconds each step spent on its own work, summed over workers (so CPU-like, not wall time): the
     chain's stages per input file, the staging writer and the materialise pass. Reading and the decide
     pass are the rest of the run's CPU time. Shards re-used by ``--resume`` are not in it."""
-    return {k.split("/", 1)[1]: round(v / 1e6, 3) for k, v in sorted(counts.items()) if k.startswith("stage_us/")}
+    return {name: round(us / 1e6, 3) for name, us in _under(counts, SECONDS_KEY).items()}
 
 
 def _toxicity_stats(counts: dict[str, int]) -> dict[str, Any]:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
+from tests.conftest import DEMO_CONFIG, run_on_sample
 from tests.e2e.chromium import Chromium, find_chromium
 from toxsieve.pipelines.cli.audit import load_report, render_html
-from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 
@@ -47,11 +46,7 @@ def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                          "metadata": {"url": HOSTILE_URL}, "text": HOSTILE_TEXT})
                              for i in range(3)) + "\n")
     out = root / "out"
-    argv = ["run", "--output", str(out), "--quiet", "--run-id", "browser-run", "--config", str(DEMO_CONFIG),
-            "--input", str(src)]
-    for pattern in SAMPLE_GLOBS:
-        argv += ["--input", pattern]
-    assert main(argv) == 0
+    assert run_on_sample(out, DEMO_CONFIG, "browser-run", str(src)) == 0
     report = load_report(out, examples=5)
     report.blocklist_terms["<script>window.__pwned=10</script>"] += 3
     hostile_language = report.languages["en"]

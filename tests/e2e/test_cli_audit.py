@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
+from tests.conftest import DEMO_CONFIG, run_on_sample
 from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +29,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
              for i in range(3)]  # the demo config reads the URL from metadata.url
     src.write_text("\n".join([*lines, '{"id": "cut", "text": ']) + "\n")
     out = root / "out"
-    argv = ["run", "--output", str(out), "--quiet", "--run-id", "audit-run", "--config", str(DEMO_CONFIG),
-            "--input", str(src)]
-    for pattern in SAMPLE_GLOBS:
-        argv += ["--input", pattern]
-    assert main(argv) == 0
+    assert run_on_sample(out, DEMO_CONFIG, "audit-run", str(src)) == 0
     return out
 
 

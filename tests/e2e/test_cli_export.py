@@ -13,17 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
+from tests.conftest import DEMO_CONFIG, run_on_sample
 from toxsieve.pipelines.cli.main import main
 
 pytestmark = pytest.mark.e2e
 
 
 def _run(out: Path, config: Path) -> None:
-    argv = ["run", "--output", str(out), "--quiet", "--run-id", out.name, "--config", str(config)]
-    for pattern in SAMPLE_GLOBS:
-        argv += ["--input", pattern]
-    assert main(argv) == 0
+    assert run_on_sample(out, config) == 0
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
+from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS, SAMPLE_INPUTS
 
 pytestmark = pytest.mark.e2e
 
@@ -21,9 +21,7 @@ LINE = re.compile(r"progress \[\S+\] (?P<stage>[^:]+): files (?P<done>\d+)/(?P<t
 
 
 def _cli(out: Path, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = ["run", "--output", str(out), "--config", str(config), *extra]
-    for pattern in SAMPLE_GLOBS:
-        argv += ["--input", pattern]
+    argv = ["run", "--output", str(out), "--config", str(config), *extra, *SAMPLE_INPUTS]
     script = f"import sys\nfrom toxsieve.pipelines.cli.main import main\nsys.exit(main({argv!r}))\n"
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS
+from tests.conftest import CRAWL, DEMO_CONFIG, run_on_sample
 from toxsieve.pipelines.cli.main import main
 from toxsieve.pipelines.config import merge_config, parse_overrides
 
@@ -36,10 +36,7 @@ def _config(tmp: Path, name: str, settings: list[str]) -> Path:
 
 
 def _run(out: Path, config: Path) -> None:
-    argv = ["run", "--output", str(out), "--quiet", "--run-id", out.name, "--config", str(config)]
-    for pattern in SAMPLE_GLOBS:
-        argv += ["--input", pattern]
-    assert main(argv) == 0
+    assert run_on_sample(out, config) == 0
 
 
 @pytest.fixture(scope="module")

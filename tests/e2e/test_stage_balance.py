@@ -10,18 +10,14 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 
-from tests.conftest import DEMO_CONFIG, SAMPLE_GLOBS
-from toxsieve.pipelines.cli.main import main
+from tests.conftest import DEMO_CONFIG, run_on_sample
 from toxsieve.pipelines.document import Document
 
 pytestmark = pytest.mark.e2e
 
 
 def _run(out: Path, config: Path) -> int:
-    argv = ["run", "--output", str(out), "--quiet", "--run-id", "t", "--config", str(config)]
-    for pattern in SAMPLE_GLOBS:
-        argv += ["--input", pattern]
-    return main(argv)
+    return run_on_sample(out, config, "t")
 
 
 def test_every_stage_balances_on_the_sample(tmp_path: Path) -> None:
