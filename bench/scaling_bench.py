@@ -2,7 +2,7 @@
 local runner and on a local dask cluster of 2 workers; throughput and peak memory of the whole
 process tree (scheduler and dask workers included). Writes the measured block of docs/scaling.md.
 
-Usage: .venv/bin/python bench/scaling_bench.py [--docs 10000] [--shards 8] [--out docs/scaling.md]
+Usage: .venv/bin/python bench/scaling_bench.py [--docs 10000] [--shards 8] [--modes 0,1,2] [--out docs/scaling.md]
 
 The corpus is bench/pipeline_bench.py's (real sentences from the crawl fixtures recombined, seeded,
 cached under out/bench/pipeline/corpus/). Each mode runs once, in a fresh process, as a user would.
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import cpu_model  # noqa: E402
+from bench.common import cpu_model, write_section  # noqa: E402
 from bench.pipeline_bench import TOXSIEVE, WORK_DIR, _gb, ensure_corpus, run_measured, wait_for_quiet  # noqa: E402
 
 MODES = {
@@ -29,7 +29,11 @@ MODES = {
                                                    "--direct_running_mode", "multi_processing"],
     "dask, local cluster of 2 workers (--dask-local 2)": ["--dask-local", "2"],
 }
-START, END = "<!-- bench:scaling:start -->", "<!-- bench:scaling:end -->"
+
+
+def markers(docs: int) -> tuple[str, str]:
+    """One measured block per corpus size in docs/scaling.md."""
+    return f"<!-- bench:scaling:{docs}:start -->", f"<!-- bench:scaling:{docs}:end -->"
 
 
 def main() -> int:
@@ -38,13 +42,17 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--settle", type=float, default=10.0, help="wait up to this long for a quiet machine")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "scaling.md")
+    parser.add_argument("--modes", default=",".join(str(i) for i in range(len(MODES))),
+                        help="which modes to run, by index (0: local 1 worker, 1: local 2 workers, 2: dask)")
     args = parser.parse_args()
+    chosen = [list(MODES.items())[int(i)] for i in args.modes.split(",")]
+    start_marker, end_marker = markers(args.docs)
 
     corpus = ensure_corpus(args.docs, args.shards, 0, WORK_DIR, {})
     work = REPO / "out" / "bench" / "scaling"
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     rows, counts = [], []
-    for mode, extra in MODES.items():
+    for mode, extra in chosen:
         wait_for_quiet(args.settle)
         out = work / "runs" / str(len(rows))
         cmd = [str(TOXSIEVE), "run", "--input", corpus.glob, "--output", str(out), "--overwrite", "--quiet", *extra]
@@ -56,11 +64,12 @@ def main() -> int:
         rows.append((mode, m, stats))
         print(f"{mode}: {m.wall_s:.1f} s, peak RSS {_gb(m.peak_rss_bytes)}", flush=True)
     same = len(set(counts)) == 1
-    lines = [START,
+    lines = [start_marker,
              f"Measured {started}: {cpu_model()}, 2 cores shared with "
              "other jobs (the 'others' column is their mean CPU use during the run), Python "
              f"{platform.python_version()}, Beam 2.77.0. Command: `.venv/bin/python bench/scaling_bench.py "
-             f"--docs {args.docs} --shards {args.shards}`. Corpus: {args.docs:,} JSONL.gz documents in "
+             f"--docs {args.docs} --shards {args.shards}"
+             f"{'' if len(chosen) == len(MODES) else ' --modes ' + args.modes}`. Corpus: {args.docs:,} JSONL.gz documents in "
              f"{args.shards} shards (bench/pipeline_bench.py's generator, seed 0), the default config (every "
              "default stage: LID, word/URL lists, quality rules, exact and near dedup, fastText toxicity). "
              "One run per mode; wall time from process start to exit.",
@@ -75,16 +84,9 @@ def main() -> int:
                      f"{m.background_cores:.2f} | {base / m.wall_s:.2f} |")
     lines += ["", f"Every mode read, kept and removed the same documents: {'yes' if same else 'NO'} "
               f"({counts[0][0]:,} read, {counts[0][1]:,} kept, {counts[0][2]:,} removed)." if same else
-              f"Counts differ between modes: {counts}", END]
-    _replace_block(args.out, "\n".join(lines))
+              f"Counts differ between modes: {counts}", end_marker]
+    write_section(args.out, start_marker, end_marker, "\n".join(lines))
     return 0 if same else 1
-
-
-def _replace_block(path: Path, block: str) -> None:
-    text = path.read_text() if path.exists() else f"# Scaling\n\n{START}\n{END}\n"
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    path.write_text(head + block + tail)
 
 
 if __name__ == "__main__":

@@ -467,13 +467,20 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
 
 
 # Every per-document record of the decide pass is packed: fixed-size numpy records, gathered per
-# bundle into one bytes value per partition, so a shuffle carries ~8-24 bytes per document and no
-# per-element overhead. A position (shard index << 40 | offset) names a document.
+# bundle into a few bytes values per partition (``_to_chunks``), so a shuffle carries 10-20 bytes per
+# record and no per-element overhead. A position (shard index << 40 | offset) names a document.
 _POSITION_BITS = 40
 _OFFSET_MASK = (1 << _POSITION_BITS) - 1
 # little-endian: numpy turns a big-endian structured array into a native one when concatenating
 _HASHED = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("pos", "<u8")])  # a 128-bit hash and a position
 _BAND = np.dtype([("khi", "<u4"), ("klo", "<u2"), ("pos", "<u8")])  # 48 bits of band key and a position
+# On the wire a record drops the high 32 bits of its position, which its chunk's header carries: a
+# chunk is one partition's records whose positions share them (shard index and offset >> 32), so a
+# shuffled record costs 4 bytes of position (hashes 20 bytes, band keys 10) instead of 8.
+_HASHED_WIRE = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("plo", "<u4")])
+_BAND_WIRE = np.dtype([("khi", "<u4"), ("klo", "<u2"), ("plo", "<u4")])
+_CHUNK_HEADER = struct.Struct("<I")
+_LOW32 = np.uint64(0xFFFFFFFF)
 _BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
 _NODE = struct.Struct(">IQ")
 _BAND_SLICES = 8  # the band-key shuffle is cut into at most this many shuffles (memory of a local runner)
@@ -498,6 +505,34 @@ def node_position(node: bytes) -> tuple[int, int]:
     return _NODE.unpack(node)
 
 
+def _to_chunks(records: np.ndarray, wire: np.dtype) -> Iterator[bytes]:
+    """Records with a ``pos`` field -> wire chunks (a header of the positions' high 32 bits, then the
+    records with only their low 32 bits)."""
+    high = records["pos"] >> np.uint64(32)
+    for hi in np.unique(high):
+        chosen = records[high == hi]
+        out = np.empty(len(chosen), dtype=wire)
+        for name in wire.names:
+            out[name] = chosen["pos"] & _LOW32 if name == "plo" else chosen[name]
+        yield _CHUNK_HEADER.pack(int(hi)) + out.tobytes()
+
+
+def _from_chunks(chunks: Iterable[bytes], dtype: np.dtype, wire: np.dtype) -> np.ndarray:
+    """Wire chunks (any order) -> records of ``dtype`` with whole positions."""
+    parts = []
+    for chunk in chunks:
+        (hi,) = _CHUNK_HEADER.unpack_from(chunk)
+        got = np.frombuffer(chunk, dtype=wire, offset=_CHUNK_HEADER.size)
+        records = np.empty(len(got), dtype=dtype)
+        for name in wire.names:
+            if name == "plo":
+                records["pos"] = np.uint64(hi << 32) | got["plo"].astype(np.uint64)
+            else:
+                records[name] = got[name]
+        parts.append(records)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
 class _PackHashed(beam.DoFn):
     """Small rows -> (partition, packed records of (128-bit hash, position)), one value per partition
     per bundle. ``what``: ``doc_id`` (every document) or ``text`` (deduplication candidates)."""
@@ -507,7 +542,7 @@ class _PackHashed(beam.DoFn):
         self.n_partitions = n_partitions
 
     def start_bundle(self) -> None:
-        self._packed = bytearray()  # 24 bytes per document, nothing else held
+        self._packed = bytearray()  # 24 bytes per document (20 on the wire), nothing else held
 
     def process(self, row: tuple[Any, ...]) -> Iterator[Any]:
         if self.what == "doc_id":
@@ -527,7 +562,8 @@ class _PackHashed(beam.DoFn):
         self._packed = bytearray()
         partition = records["h1"] % np.uint64(self.n_partitions)
         for p in np.unique(partition):
-            yield _global((int(p), records[partition == p].tobytes()))
+            for chunk in _to_chunks(records[partition == p], _HASHED_WIRE):
+                yield _global((int(p), chunk))
 
 
 def _runs(records: np.ndarray, keys: tuple[str, ...]) -> Iterator[np.ndarray]:
@@ -549,7 +585,7 @@ def _runs(records: np.ndarray, keys: tuple[str, ...]) -> Iterator[np.ndarray]:
 
 def _renamed_positions(item: tuple[int, Iterable[bytes]], paths: list[str]) -> Iterator[tuple[int, int]]:
     """Of documents sharing an id (hash), all but the first in source order are renamed (doc_ids.py)."""
-    records = np.frombuffer(b"".join(item[1]), dtype=_HASHED)
+    records = _from_chunks(item[1], _HASHED, _HASHED_WIRE)
     for run in _runs(records, ("h1", "h2")):
         members = sorted((paths[i], o, i) for i, o in map(unposition, run["pos"].tolist()))
         for _, offset, index in members[1:]:
@@ -562,7 +598,7 @@ def final_id(doc_id: str, index: int, offset: int, paths: list[str], renamed: di
 
 def _exact_groups(item: tuple[int, Iterable[bytes]]) -> Iterator[tuple[int, tuple[str, int, bytes]]]:
     """Members of every text-hash group of 2+: (shard, ("dup", offset, group key)), to fetch their ids."""
-    records = np.frombuffer(b"".join(item[1]), dtype=_HASHED)
+    records = _from_chunks(item[1], _HASHED, _HASHED_WIRE)
     for run in _runs(records, ("h1", "h2")):
         group = run[:1].tobytes()[:16]  # the group's hash
         for pos in run["pos"].tolist():
@@ -630,7 +666,7 @@ def _exact_keeper(item: tuple[bytes, Iterable[tuple[str, int, int]]],
 
 class _ShardBandsFn(beam.DoFn):
     """Per shard: the band keys of its documents still in the running after exact dedup, packed per
-    band partition (48 bits of key + position: 14 bytes per band)."""
+    band partition (48 bits of key + the position's low 32 bits: 10 bytes per band, ``_BAND_WIRE``)."""
 
     def __init__(self, n_partitions: int) -> None:
         self.n_partitions = n_partitions
@@ -657,19 +693,21 @@ class _ShardBandsFn(beam.DoFn):
         key = raw["hash"].astype(np.uint64) ^ (raw["band"].astype(np.uint64) * _BAND_MIX)
         offsets = np.repeat(table.column("offset").to_numpy().astype(np.uint64),
                             pc.list_value_length(bands).to_numpy(zero_copy_only=False))
+        position(index, int(offsets.max()))  # in range, or a clear error
         records = np.empty(len(raw), dtype=_BAND)
         records["khi"] = (key >> np.uint64(32)).astype(np.uint32)
         records["klo"] = ((key >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
         records["pos"] = (np.uint64(position(index, 0))) | offsets
         partition = key % np.uint64(self.n_partitions)
         for p in np.unique(partition):
-            yield int(p), records[partition == p].tobytes()
+            for chunk in _to_chunks(records[partition == p], _BAND_WIRE):
+                yield int(p), chunk
 
 
 def _link_packed(item: tuple[int, Iterable[bytes]], max_bucket_size: int) -> Iterator[tuple[bytes, bytes]]:
     """Candidate edges of one band partition: each run of 2+ equal keys is a bucket (a 48-bit key may
     join unrelated documents now and then: verification drops those candidates)."""
-    records = np.frombuffer(b"".join(item[1]), dtype=_BAND)
+    records = _from_chunks(item[1], _BAND, _BAND_WIRE)
     for run in _runs(records, ("khi", "klo")):
         members = [position_node(*unposition(pos)) for pos in run["pos"].tolist()]
         yield from _link_bucket((b"", members), max_bucket_size)
@@ -744,7 +782,7 @@ def decide(messages: beam.PCollection, cfg: Config, paths: list[str],
                   | "BandInputs" >> beam.Flatten()
                   | "GroupByShardForBands" >> MeteredGroupByKey(meters)
                   | "PackBandKeys" >> beam.ParDo(_ShardBandsFn(n_partitions)))
-        # The band keys are the largest shuffle (~240 bytes per document). A local runner holds a shuffle's
+        # The band keys are the largest shuffle (~170 bytes per document). A local runner holds a shuffle's
         # whole grouped output, in several copies, while its consumer runs: as a few shuffles (run one
         # after another) the copies are of one slice at a time. Same groups, same edges, any slicing.
         n_slices = min(_BAND_SLICES, n_partitions)
