@@ -17,6 +17,10 @@ same way except for those points:
   toxsieve), unless ``--dask_npartitions`` / ``--dask_partition_size`` say otherwise;
 - every transform whose output nothing consumes is computed, and only an empty list per
   partition comes back to the driver;
+- a side input is one dask dependency (its whole bag, computed once) of every bundle that reads
+  it; Beam 2.77 iterates the side input's bag inside each bundle, which computes its whole
+  upstream again there, and passing it to ``map_partitions`` as an Item still had dask compute a
+  shared upstream twice (once fused into the Item's tasks): each ParDo is a plain graph layer;
 - the client is closed after the run when the runner opened it.
 
 ``toxsieve run --runner DaskRunner [--dask_client_address HOST:PORT]`` uses it.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import collections
 import math
 import pickle
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import xxhash
@@ -105,14 +109,61 @@ def _global_window() -> Any:
     return GlobalWindow()
 
 
-def run_bundle(items: Iterable[Any], fn_bytes: bytes, window_fn: Any, label: str,
-               side_inputs: Sequence[SideInputMap] | None, args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+class _SideInputValues:
+    """A side input's elements, computed once by dask as a dependency of the bundles that read it
+    (Beam 2.77 iterates the side input's bag inside each bundle, which computes its whole upstream
+    graph again, the signals pass included, once per bundle)."""
+
+    def __init__(self, values: list[Any], window_fn: Any) -> None:
+        self.values = values
+        self.window_fn = window_fn
+
+    def __iter__(self) -> Iterator[WindowedValue]:
+        from apache_beam.runners.dask.transform_evaluator import get_windowed_value
+
+        for value in self.values:
+            yield get_windowed_value(value, self.window_fn)
+
+
+def _as_list(partition: Iterable[Any]) -> list[Any]:
+    return list(partition)
+
+
+def _concat(parts: Iterable[list[Any]]) -> list[Any]:
+    return [x for part in parts for x in part]
+
+
+def _bundles(source: Any, side_items: list[Any], label: str, payload: bytes) -> Any:
+    """A ParDo as one dask task per partition of ``source``, each depending on the whole side inputs.
+
+    Built as a plain graph layer: with ``map_partitions``, a side input's Item derived from the same
+    upstream as the main input got that upstream fused into its own tasks, so dask computed it twice
+    (for toxsieve, the whole signals pass once more, per side input)."""
+    import dask.bag as db
+    from dask._task_spec import Task, TaskRef
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    prefix = "".join(c if c.isalnum() else "_" for c in label)[:40]
+    name = f"{prefix}-{tokenize(source.name, payload, *(item.key for item in side_items))}"
+    refs = [TaskRef(item.key) for item in side_items]
+    dsk = {(name, i): Task((name, i), run_bundle, TaskRef((source.name, i)), payload, *refs)
+           for i in range(source.npartitions)}
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source, *side_items])
+    return db.Bag(graph, name, source.npartitions)
+
+
+def run_bundle(items: Iterable[Any], payload: bytes, *side_values: list[Any]) -> list[Any]:
     """Run one bundle of a DoFn: setup, start_bundle, process each item, finish_bundle, teardown.
 
-    The outputs are collected after ``finish_bundle`` (Beam 2.77 collects them before it), into a
-    list that belongs to this bundle alone, from a DoFn instance of its own.
+    ``payload`` pickles (DoFn, window_fn, label, side-input views, args, kwargs); ``side_values`` are
+    the side inputs' elements, computed by dask before this task. The outputs are collected after
+    ``finish_bundle`` (Beam 2.77 collects them before it), into a list that belongs to this bundle
+    alone, from a DoFn instance of its own.
     """
-    fn = pickler.loads(fn_bytes)
+    fn, window_fn, label, side_specs, args, kwargs = pickler.loads(payload)
+    side_inputs = [SideInputMap(view, options, _SideInputValues(values, mapping))
+                   for (view, options, mapping), values in zip(side_specs, side_values, strict=True)] or None
     out: list[Any] = []
     receivers = _Receivers(out)
     handler = _OutputHandler(
@@ -244,17 +295,12 @@ class _BagVisitor(PipelineVisitor):
         args, kwargs = transform.args, transform.kwargs
         main_input = next(iter(node.main_inputs.values()))
         window_fn = main_input.windowing.windowfn if hasattr(main_input, "windowing") else None
-        side_inputs = None
-        if node.side_inputs:
-            from apache_beam.runners.dask.transform_evaluator import DaskBagWindowedIterator
-
-            side_inputs = [
-                SideInputMap(type(si), si._view_options(),
-                             DaskBagWindowedIterator(self._input(si.pvalue), si._window_mapping_fn))
-                for si in node.side_inputs
-            ]
-        return source.map_partitions(run_bundle, pickler.dumps(transform.fn), window_fn, transform.label,
-                                     side_inputs, list(args), kwargs)
+        # A side input is one dask Item (its whole bag, computed once) that every bundle depends on.
+        specs = [(type(si), si._view_options(), si._window_mapping_fn) for si in node.side_inputs]
+        values = [self._input(si.pvalue).reduction(_as_list, _concat, split_every=False)
+                  for si in node.side_inputs]
+        return _bundles(source, values, transform.label,
+                        pickler.dumps((transform.fn, window_fn, transform.label, specs, list(args), kwargs)))
 
     def sinks(self) -> list[Any]:
         """Bags of the transforms whose output nothing consumes (what must be computed)."""
@@ -277,7 +323,7 @@ class DaskRunner(BeamDaskRunner):
         visitor = _BagVisitor(bag_kwargs)
         pipeline.visit(visitor)
         sinks = [bag.map_partitions(_drain) for bag in visitor.sinks()]
-        futures = client.compute(sinks) if sinks else []  # one graph, optimised together
+        futures = client.compute(sinks, optimize_graph=False) if sinks else []  # one graph, optimised together
         return DaskResult(client, list(futures))
 
 

@@ -71,6 +71,31 @@ def test_side_inputs_and_global_combine(address: str, tmp_path: Path) -> None:
     assert _run(address, build, tmp_path) == {"scaled": sum(n * 100 // 5050 for n in range(1, 101))}
 
 
+def _seen(n: int, directory: str) -> int:
+    """Leaves one file per call: how many times this step really ran."""
+    import uuid
+
+    Path(directory, f"seen-{n}-{uuid.uuid4().hex}").touch()
+    return n
+
+
+def test_a_side_input_is_computed_once_not_once_per_bundle(address: str, tmp_path: Path) -> None:
+    # Beam 2.77 iterates a side input's bag inside every bundle that reads it: its whole upstream ran
+    # again per bundle (in toxsieve, the signals pass, once per bundle of FetchIds and FetchSketches).
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def build(p):  # type: ignore[no-untyped-def]
+        nums = p | "Nums" >> beam.Create(range(1, 41)) | "Seen" >> beam.Map(_seen, str(seen))
+        total = nums | beam.CombineGlobally(sum)
+        return nums | beam.Map(lambda n, t: n * 1000 // t, t=beam.pvalue.AsSingleton(total)) | _total("scaled")
+
+    assert _run(address, build, out) == {"scaled": sum(n * 1000 // 820 for n in range(1, 41))}
+    assert len(list(seen.iterdir())) == 40
+
+
 def test_stable_key_hash_does_not_depend_on_the_process() -> None:
     # Python's hash() of str/bytes changes with PYTHONHASHSEED; the partitioning hash must not.
     import subprocess
