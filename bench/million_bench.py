@@ -3,7 +3,7 @@ toxicity on, 2 local workers; wall time, peak memory of the whole process tree, 
 time each step spent on its own work (stats.json's stage_seconds).
 
 Usage: .venv/bin/python bench/million_bench.py [--docs 1000000] [--shards 64] [--workers 2]
-           [--out docs/benchmarks.md]
+           [--no-toxicity] [--out docs/benchmarks.md]
 
 The corpus is bench/pipeline_bench.py's (real sentences from the crawl fixtures recombined, seeded,
 cached under out/bench/pipeline/corpus/). The config is the streaming bench's stages (LID, word
@@ -28,6 +28,7 @@ from bench.pipeline_bench import TOXSIEVE, WORK_DIR, _gb, ensure_corpus, run_mea
 from bench.streaming_bench import SAME_STAGES  # noqa: E402
 
 START, END = "<!-- bench:million:start -->", "<!-- bench:million:end -->"
+START_NOTOX, END_NOTOX = "<!-- bench:million-notox:start -->", "<!-- bench:million-notox:end -->"
 HEADING = "## One million documents (issue #11)"
 CONFIG = SAME_STAGES.replace("toxicity: {enabled: false}\n", "")  # toxicity on, as shipped
 
@@ -39,13 +40,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--settle", type=float, default=10.0, help="wait up to this long for a quiet machine")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--no-toxicity", action="store_true",
+                        help="toxicity off (its own table): the shuffles and dedup are the same, the run shorter")
     args = parser.parse_args()
+    start, end = (START, END) if not args.no_toxicity else (START_NOTOX, END_NOTOX)
 
     corpus = ensure_corpus(args.docs, args.shards, 0, WORK_DIR, {})
     work = REPO / "out" / "bench" / "million"
     work.mkdir(parents=True, exist_ok=True)
     config = work / "config.yaml"
-    config.write_text(CONFIG)
+    config.write_text(SAME_STAGES if args.no_toxicity else CONFIG)
     out = work / "run"
     mode = ["--direct_num_workers", str(args.workers), "--direct_running_mode",
             "in_memory" if args.workers == 1 else "multi_processing"]
@@ -59,12 +63,13 @@ def main() -> int:
     stats = json.loads((out / "stats.json").read_text())
     seconds = stats["stage_seconds"]
     accounted = sum(seconds.values())
-    lines = [START,
+    lines = [start,
              f"Measured {started}: {cpu_model()}, 2 cores, Python {platform.python_version()}, Beam 2.77.0, "
              f"{args.workers} local worker(s). Command: `.venv/bin/python bench/million_bench.py --docs {args.docs} "
-             f"--shards {args.shards} --workers {args.workers}`. Corpus: {args.docs:,} JSONL.gz documents in "
+             f"--shards {args.shards} --workers {args.workers}{' --no-toxicity' if args.no_toxicity else ''}`. Corpus: {args.docs:,} JSONL.gz documents in "
              f"{args.shards} files ({corpus.description.get('text_bytes', 0) / 1e9:.2f} GB uncompressed text); stages: "
-             "LID, word blocklist, exact and MinHash near-dedup, fastText toxicity. The mean load of other "
+             f"LID, word blocklist, exact and MinHash near-dedup{'' if args.no_toxicity else ', fastText toxicity'}. "
+             "The mean load of other "
              f"processes during the run: {m.background_cores:.2f} cores.",
              "",
              "| documents | wall | docs/s | peak RSS (process tree) | per document | shuffled | kept | removed |",
@@ -88,9 +93,9 @@ def main() -> int:
               f"| **CPU time of the process tree** | {m.cpu_s:,.0f} | {1000 * m.cpu_s / stats['read']:.3f} | 100% |",
               "",
               f"Conservation: {stats['conservation']['ok']} (read {stats['read']:,} = kept + removed + dead-lettered).",
-              END]
+              end]
     block = "\n".join(lines)
-    write_section(args.out, START, END, block, HEADING)
+    write_section(args.out, start, end, block, HEADING)
     print(block)
     return 0
 
