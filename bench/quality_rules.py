@@ -25,7 +25,7 @@ DEFAULT_INPUTS = [str(SAMPLE / "*" / "*.warc.gz"), str(SAMPLE / "*" / "*.warc.we
 
 def main(argv: list[str] | None = None) -> int:
     from toxsieve.pipelines.cli.main import main as toxsieve
-    from toxsieve.pipelines.stages import STAGES
+    from toxsieve.pipelines.stages import QUALITY_STAGES as STAGES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", action="append", help="input glob (default: the shipped crawl sample)")
@@ -89,7 +89,8 @@ def _timing(sample: Path | None, repeats: int = 3) -> None:
     from toxsieve.pipelines.config import InputConfig
     from toxsieve.pipelines.document import Document
     from toxsieve.pipelines.io.readers import read_shard
-    from toxsieve.pipelines.stages import STAGES, QualityConfig
+    from toxsieve.pipelines.stages import QUALITY_STAGES as STAGES
+    from toxsieve.pipelines.stages import QualityConfig
     from toxsieve.pipelines.stages import text as T
     from toxsieve.pipelines.stages.extract import html_to_text, normalize_text
 

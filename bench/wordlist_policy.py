@@ -18,8 +18,8 @@ import io
 import sys
 from collections.abc import Iterator
 
-from toxsieve.pipelines.config import WordPolicyConfig
-from toxsieve.pipelines.stages.blocklists import WordBlocklist, WordMatches, word_list_removes
+from toxsieve.pipelines.stages.blocklists import WordBlocklist, WordMatches
+from toxsieve.pipelines.stages.word_blocklist import WordPolicyConfig, removes
 
 csv.field_size_limit(sys.maxsize)
 
@@ -47,7 +47,7 @@ def labeled_rows(path: str) -> Iterator[tuple[str, int]]:
 def rates(matches: list[WordMatches]) -> dict[str, float]:
     out = {}
     for name, (policy, preset) in POLICIES.items():
-        removed = sum(1 for m in matches if m.n_matches and word_list_removes(m.distinct, m.n_matches, m.fraction, policy, preset))
+        removed = sum(1 for m in matches if m.n_matches and removes(m.distinct, m.n_matches, m.fraction, policy, preset))
         out[name] = removed / len(matches) if matches else 0.0
     return out
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from toxsieve.pipelines.stages import QualityConfig
+from toxsieve.pipelines.stages.word_blocklist import WordBlocklistConfig
 
 INPUT_FORMATS = ("auto", "warc", "wet", "jsonl", "parquet")
 REMOVED_TEXT_MODES = ("full", "truncated", "none")
@@ -136,45 +137,6 @@ class UrlBlocklistConfig:
 
     def validate(self) -> None:
         _positive("blocklists.url.soft_word_threshold", self.soft_word_threshold)
-
-
-@dataclass(frozen=True)
-class WordPolicyConfig:
-    """When a document's word-list matches remove it (preset ``default``)."""
-
-    # Chosen from data (docs/blocklists.md): vs C4's any-match rule, 8x fewer clean comments and
-    # 6x fewer web pages removed, while a page dense with listed words still goes.
-    min_distinct_terms: int = 4  # this many different listed terms remove the document
-    min_match_fraction: float = 0.02  # or this fraction of its tokens ...
-    min_matches: int = 2  # ... with at least this many matches
-
-    def validate(self, key: str) -> None:
-        _positive(f"{key}.min_distinct_terms", self.min_distinct_terms)
-        _unit(f"{key}.min_match_fraction", self.min_match_fraction)
-        _positive(f"{key}.min_matches", self.min_matches)
-
-
-@dataclass(frozen=True)
-class WordBlocklistConfig:
-    enabled: bool = True
-    mode: str = "filter"  # filter | annotate (record matches, remove nothing)
-    preset: str = "default"  # default (policy below) | c4 (any match removes, as C4 did)
-    lists: tuple[str, ...] = ("builtin:ldnoobw",)  # directories of one file per language code
-    extra_terms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # language → terms
-    min_unspaced_term_chars: int = 2  # zh/ja/th entries shorter than this are ignored (see docs)
-    policy: WordPolicyConfig = field(default_factory=WordPolicyConfig)
-    per_language: Mapping[str, WordPolicyConfig] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        _choice("blocklists.words.mode", self.mode, ("filter", "annotate"))
-        _choice("blocklists.words.preset", self.preset, ("default", "c4"))
-        _positive("blocklists.words.min_unspaced_term_chars", self.min_unspaced_term_chars)
-        self.policy.validate("blocklists.words.policy")
-        for lang, policy in self.per_language.items():
-            policy.validate(f"blocklists.words.per_language.{lang}")
-
-    def policy_for(self, language: str | None) -> WordPolicyConfig:
-        return self.per_language.get(language or "", self.policy)
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,10 @@ class Document:
     text_hash: str | None = None
     language: str | None = None
     language_score: float | None = None
-    # ApplyBlocklists signals (issue #5)
+    # ApplyUrlBlocklists signals (issue #5; the word lists' are declared signals, below)
     url_blocklist_category: str | None = None  # UT1 category of the matched entry
     url_blocklist_entry: str | None = None  # the list entry that matched (domain or URL)
     url_banned_words: tuple[str, ...] = ()
-    blocklist_terms: tuple[str, ...] = ()  # distinct word-list terms found in the text
-    blocklist_match_count: int | None = None  # total word-list matches
-    blocklist_match_fraction: float | None = None  # matched tokens / tokens
     # DropNearDuplicates signals (issue #4)
     near_dup_cluster: str | None = None  # cluster id = the keeper's doc_id
     near_dup_cluster_size: int | None = None

@@ -14,7 +14,6 @@ class Stage(StrEnum):
     URL_BLOCKLIST = "url_blocklist"
     EXTRACT = "extract"
     LANGUAGE = "language"
-    WORD_BLOCKLIST = "word_blocklist"
     EXACT_DEDUP = "exact_dedup"
     NEAR_DEDUP = "near_dedup"
     TOXICITY = "toxicity"
@@ -31,7 +30,6 @@ class Reason(StrEnum):
     LOW_LANGUAGE_CONFIDENCE = "low_language_confidence"
     URL_BLOCKLISTED = "url_blocklisted"  # host, a parent domain or the exact URL is on a blocklist
     URL_BANNED_WORD = "url_banned_word"  # a banned word inside the URL's host or path
-    WORD_BLOCKLIST = "word_blocklist"  # too many blocklisted words in the text for the policy
     EXACT_DUPLICATE = "exact_duplicate"
     NEAR_DUPLICATE = "near_duplicate"  # MinHash-LSH cluster member other than the keeper
     TOXICITY_ABOVE_THRESHOLD = "toxicity_above_threshold"
@@ -49,15 +47,14 @@ REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
     Stage.EXTRACT: (Reason.EMPTY_TEXT, Reason.TOO_SHORT, Reason.HTML_TOO_COMPLEX, Reason.EXTRACTION_FAILED,
                     Reason.TEXT_TOO_LONG),
     Stage.LANGUAGE: (Reason.LANGUAGE_NOT_ALLOWED, Reason.LOW_LANGUAGE_CONFIDENCE),
-    Stage.WORD_BLOCKLIST: (Reason.WORD_BLOCKLIST,),
     Stage.EXACT_DEDUP: (Reason.EXACT_DUPLICATE,),
     Stage.NEAR_DEDUP: (Reason.NEAR_DUPLICATE,),
     Stage.TOXICITY: (Reason.TOXICITY_ABOVE_THRESHOLD,),
 }
 
 # Declared stages (pipelines/stages/) add their own stage and reason values: the enums above are
-# rebuilt with them, the declared stages placed after WORD_BLOCKLIST (where the pipeline runs them).
-_AFTER = "word_blocklist"
+# rebuilt with them, the declared stages placed after LANGUAGE (where the pipeline runs them).
+_AFTER = "language"
 _stage_values = [s.value for s in Stage]
 _stage_values[_stage_values.index(_AFTER) + 1:_stage_values.index(_AFTER) + 1] = [d.name for d in _DECLARED]
 _reasons = {s.value: tuple(r.value for r in rs) for s, rs in REASONS_BY_STAGE.items()}

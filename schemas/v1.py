@@ -8,7 +8,9 @@ import pyarrow as pa
 
 from toxsieve.pipelines.stages import signal_fields
 
-SCHEMA_VERSION = 2  # 2: metadata toxicity_supported (#14), input_doc_id (#10), declared stages' signal columns (#13); kept n_tokens (#13)
+# 2: metadata toxicity_supported (#14), input_doc_id (#10), declared stages' signal columns (#13); kept n_tokens (#13)
+# 3: metadata blocklist_* move to the declared stages' columns (word_blocklist is declared) + word_blocklist_flag
+SCHEMA_VERSION = 3
 
 
 def _list(item: pa.DataType) -> pa.DataType:
@@ -82,9 +84,6 @@ METADATA_SCHEMA = _versioned(
         pa.field("url_blocklist_category", pa.string()),
         pa.field("url_blocklist_entry", pa.string()),
         pa.field("url_banned_words", _list(pa.string())),
-        pa.field("blocklist_terms", _list(pa.string())),
-        pa.field("blocklist_match_count", pa.int32()),
-        pa.field("blocklist_match_fraction", pa.float32()),
         # near-duplicates
         pa.field("near_dup_cluster", pa.string()),
         pa.field("near_dup_cluster_size", pa.int32()),

@@ -1,8 +1,8 @@
 """``toxsieve redecide``: a new run at other decision settings, from a finished run's stored signals.
 
 No model runs and no input is read: every per-document stage's signals are in ``metadata/`` and each
-stage's own ``decide`` is called on them (``language.decide_language``,
-``blocklists.decide_word_blocklist``, the declared stages' ``decide``, ``toxicity.decide_toxicity``),
+stage's own ``decide`` is called on them (``language.decide_language``, the declared stages'
+``decide`` (word lists, length, quality rules), ``toxicity.decide_toxicity``),
 the same functions the pipeline calls, so no rule exists twice. The new run has the four outputs,
 its own ``stats.json`` (same conservation checks as ``toxsieve run``) and a ``manifest.json`` that
 names the source run. ``toxsieve rethreshold`` is this with ``--set toxicity...``.
@@ -80,14 +80,13 @@ from toxsieve.pipelines.runtime.run import (
 )
 from toxsieve.pipelines.runtime.transforms import funnel_keys
 from toxsieve.pipelines.stages import STAGES, DeclaredStage, stat_keys
-from toxsieve.pipelines.stages.blocklists import decide_word_blocklist
 from toxsieve.pipelines.stages.language import decide_language
 from toxsieve.pipelines.stages.toxicity import decide_toxicity, toxicity_flag
-from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, Stage
+from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, SCHEMA_VERSION, Stage
 
 Key = tuple[str, str, int]
 BATCH_ROWS = 8192  # metadata/ rows decided at a time
-ORDER: tuple[str, ...] = tuple(s.value for s in Stage)  # pipeline order (declared stages after word_blocklist)
+ORDER: tuple[str, ...] = tuple(s.value for s in Stage)  # pipeline order (declared stages after language)
 POS = {name: i for i, name in enumerate(ORDER)}
 FIXED = ("read", "url_blocklist", "extract")  # before every re-decidable stage; settings must not change
 GLOBAL = ("exact_dedup", "near_dedup")
@@ -123,12 +122,10 @@ class PerDocumentStage:
 
 def _declared(stage: DeclaredStage) -> PerDocumentStage:
     fields = [f.name for f in dataclasses.fields(stage.config)]
-
-    def section(cfg: Config) -> Any:
-        return getattr(cfg.quality, stage.name)
+    section = stage.config_of
 
     return PerDocumentStage(
-        name=stage.name, section=f"quality.{stage.name}",
+        name=stage.name, section=stage.config_key,
         decision_keys=tuple(f for f in fields if f not in stage.measure),
         columns=(*(stage.column(s.name) for s in stage.signals), stage.flag_column),
         enabled=lambda cfg: section(cfg).enabled, filters=lambda cfg: section(cfg).mode == "filter",
@@ -147,11 +144,6 @@ PER_DOCUMENT: dict[str, PerDocumentStage] = {s.name: s for s in (
     PerDocumentStage("language", "language", ("allowed", "min_score", "min_score_per_language"), (),
                      enabled=lambda cfg: True, filters=lambda cfg: True,
                      decide=lambda row, cfg: decide_language(row, cfg.language)),
-    PerDocumentStage("word_blocklist", "blocklists.words", ("enabled", "mode", "preset", "policy", "per_language"),
-                     ("blocklist_terms", "blocklist_match_count", "blocklist_match_fraction"),
-                     enabled=lambda cfg: cfg.blocklists.words.enabled,
-                     filters=lambda cfg: cfg.blocklists.words.mode == "filter",
-                     decide=lambda row, cfg: decide_word_blocklist(row, cfg.blocklists.words)),
     *(_declared(stage) for stage in STAGES),
     PerDocumentStage("toxicity", "toxicity", ("enabled", "mode", "threshold", "threshold_per_language",
                                               "cascade_threshold"), TOXICITY_COLUMNS,
@@ -343,6 +335,11 @@ def load_source(source: str | Path, output: str | Path) -> tuple[Path, Path, dic
     if not manifest_path.is_file():
         raise RunError(f"{src} has no {MANIFEST_FILE}: not a complete toxsieve run")
     manifest = json.loads(manifest_path.read_text())
+    versions = {str(entry.get("version")) for entry in manifest.get("schemas", {}).values()}
+    if versions != {str(SCHEMA_VERSION)}:
+        raise RunError(f"{src} was written with output schema version {', '.join(sorted(versions)) or '?'}; this "
+                       f"toxsieve re-decides version {SCHEMA_VERSION} (its metadata/ columns differ): re-run "
+                       "`toxsieve run` on the inputs")
     try:
         cfg = config_from_dict(manifest["config"])
     except ConfigError as exc:

@@ -59,7 +59,6 @@ from toxsieve.pipelines.runtime.transforms import (
     _ExtractFn,
     _LanguageFn,
     _UrlBlocklistFn,
-    _WordBlocklistFn,
     count_removal,
     funnel_keys,
 )
@@ -152,9 +151,7 @@ def stage_order(cfg: Config) -> list[tuple[str, str]]:
     if cfg.blocklists.url.enabled:
         order.append(("ApplyUrlBlocklists", Stage.URL_BLOCKLIST.value))
     order += [("ExtractText", Stage.EXTRACT.value), ("IdentifyLanguage", Stage.LANGUAGE.value)]
-    if cfg.blocklists.words.enabled:
-        order.append(("ApplyWordBlocklists", Stage.WORD_BLOCKLIST.value))
-    order += [(s.transform, s.name) for s in STAGES if getattr(cfg.quality, s.name).enabled]
+    order += [(s.transform, s.name) for s in STAGES if s.config_of(cfg).enabled]
     enabled = {"DropExactDuplicates": cfg.exact_dedup.enabled, "DropNearDuplicates": cfg.near_dedup.enabled,
                "ScoreToxicity": cfg.toxicity.enabled}
     return order + [(name, stage) for name, stage in _DEDUP_ORDER if enabled[name]]
@@ -433,10 +430,8 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
     if cfg.blocklists.url.enabled:
         fns.append(("ApplyUrlBlocklists", _UrlBlocklistFn(cfg.blocklists.url)))
     fns += [("ExtractText", _ExtractFn(cfg.extract, cfg.limits)), ("IdentifyLanguage", _LanguageFn(cfg.language))]
-    if cfg.blocklists.words.enabled:
-        fns.append(("ApplyWordBlocklists", _WordBlocklistFn(cfg.blocklists.words)))
     for stage in STAGES:
-        section = getattr(cfg.quality, stage.name)
+        section = stage.config_of(cfg)
         if section.enabled:
             fns.append((stage.transform, _DeclaredStageFn(stage.name, section)))
     for name, fn in fns:

@@ -27,7 +27,6 @@ from toxsieve.pipelines.config import (
     LimitsConfig,
     OutputConfig,
     UrlBlocklistConfig,
-    WordBlocklistConfig,
 )
 from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.io.outputs import Row, row_sort_key, write_parquet_shards
@@ -35,7 +34,7 @@ from toxsieve.pipelines.io.readers import detect_format, read_shard
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.bounds import ExtractionWorker
 from toxsieve.pipelines.runtime.doc_ids import id_key, make_ids_unique
-from toxsieve.pipelines.stages.blocklists import UrlBlocklist, WordBlocklist, apply_url_blocklist, apply_word_blocklist
+from toxsieve.pipelines.stages.blocklists import UrlBlocklist, apply_url_blocklist
 from toxsieve.pipelines.stages.dedup_exact import resolve_exact_duplicates
 from toxsieve.pipelines.stages.extract import extract_document
 from toxsieve.pipelines.stages.language import apply_language
@@ -393,29 +392,3 @@ class ApplyUrlBlocklists(PerDocumentStage):
     """
 
     step, fn = "MatchUrl", _UrlBlocklistFn
-
-
-class _WordBlocklistFn(beam.DoFn):
-    def __init__(self, cfg: WordBlocklistConfig) -> None:
-        self.cfg = cfg
-        self._shared = shared.Shared()
-        self._words: Any = None
-
-    def setup(self) -> None:
-        cfg = self.cfg
-        self._words = self._shared.acquire(
-            lambda: WordBlocklist.load(cfg.lists, dict(cfg.extra_terms), cfg.min_unspaced_term_chars))
-
-    def process(self, doc: Document) -> Iterator[Document]:
-        out = apply_word_blocklist(doc, self._words, self.cfg)
-        if out.blocklist_match_count:
-            Metrics.counter("word_blocklist", "documents_with_matches").inc()
-        progress.PROGRESS.add("words_checked")
-        count_removal(out)
-        yield out
-
-
-class ApplyWordBlocklists(PerDocumentStage):
-    """Per-language word lists (LDNOOBW by default) with a count/fraction policy, c4 preset or annotate-only."""
-
-    step, fn = "MatchWords", _WordBlocklistFn

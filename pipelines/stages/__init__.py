@@ -2,15 +2,16 @@
 
 Adding a stage = one new module in this folder that defines ``STAGE = DeclaredStage(...)``
 (see ``base.py``) + one line in ``STAGE_MODULES``. Its config section (``quality.<name>``), enum
-values, metadata columns, Beam step, funnel and audit evidence all come from the declaration.
-The stages run in this order, after ApplyWordBlocklists and before DropExactDuplicates.
+values, metadata columns, Beam step, funnel, audit evidence and re-deciding all come from the
+declaration. The stages run in this order, after IdentifyLanguage and before DropExactDuplicates.
 
 Importing this package loads only the declarations (no Beam, nothing else from toxsieve), so
 ``schemas/`` can build its enums and schemas from it.
 
-The folder also holds the cores of the stages that are not declared (``extract``, ``blocklists``,
-``language``, ``toxicity``, ``dedup_exact``, ``near_dedup`` with ``minhash`` and its Beam graph
-``near_dedup_beam``); their per-document Beam steps are in ``runtime/transforms.py``.
+The folder also holds the cores of the stages that are not declared (``extract``, ``blocklists``
+(the URL lists, and the word-list matcher ``word_blocklist`` loads), ``language``, ``toxicity``,
+``dedup_exact``, ``near_dedup`` with ``minhash`` and its Beam graph ``near_dedup_beam``); their
+per-document Beam steps are in ``runtime/transforms.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 # The declared stages, in pipeline order.
 STAGE_MODULES: tuple[str, ...] = (
+    "word_blocklist",  # config blocklists.words, columns blocklist_*: the keys it had before declarations
     "length",  # the length floor after language ID, in comparable words; token estimate
     "gopher_repetition",
     "gopher_quality",
@@ -39,6 +41,8 @@ STAGE_MODULES: tuple[str, ...] = (
 STAGES: tuple[DeclaredStage, ...] = tuple(
     importlib.import_module(f"{__name__}.{name}").STAGE for name in STAGE_MODULES)
 BY_NAME: dict[str, DeclaredStage] = {stage.name: stage for stage in STAGES}
+# The stages whose config is a section of quality: (the others name their own section).
+QUALITY_STAGES: tuple[DeclaredStage, ...] = tuple(stage for stage in STAGES if not stage.section)
 
 
 def _check_declarations() -> None:
@@ -52,22 +56,24 @@ def _check_declarations() -> None:
         names = [s.name for s in stage.signals]
         if len(names) != len(set(names)) or "flag" in names:
             raise ImportError(f"stage {name}: signal names must be unique and not 'flag'")
+        if stage.section and stage.section.startswith("quality."):
+            raise ImportError(f"stage {name}: a quality.* section is the default; leave `section` empty")
 
 
 _check_declarations()
 
 
 def _quality_config() -> type:
-    fields = [(s.name, s.config, dataclasses.field(default_factory=s.config)) for s in STAGES]
+    fields = [(s.name, s.config, dataclasses.field(default_factory=s.config)) for s in QUALITY_STAGES]
     cls = dataclasses.make_dataclass("QualityConfig", fields, frozen=True)
     cls.__module__ = __name__  # picklable by reference (Beam ships configs to workers)
     cls.__doc__ = "Declared stages' config sections: quality.<stage> (see pipelines/stages/)."
 
     def validate(self: Any) -> None:
-        for stage in STAGES:
+        for stage in QUALITY_STAGES:
             section = getattr(self, stage.name)
             if hasattr(section, "validate"):
-                section.validate(f"quality.{stage.name}")
+                section.validate(stage.config_key)
 
     cls.validate = validate
     return cls
@@ -107,5 +113,5 @@ def stat_keys(meta: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
         yield f"tokens/{meta['language'] or 'und'}", int(tokens)
 
 
-__all__ = ["BY_NAME", "STAGES", "STAGE_MODULES", "DeclaredStage", "QualityConfig", "Signal", "StageConfig",
+__all__ = ["BY_NAME", "QUALITY_STAGES", "STAGES", "STAGE_MODULES", "DeclaredStage", "QualityConfig", "Signal", "StageConfig",
            "signal_columns", "signal_fields", "stat_keys"]

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.metrics import Metrics
+from apache_beam.utils import shared
 
 from toxsieve.pipelines.document import Document
 from toxsieve.pipelines.runtime import progress
@@ -21,10 +23,13 @@ from toxsieve.pipelines.runtime.transforms import Split, SplitRemovals, count_re
 from toxsieve.pipelines.stages import BY_NAME, STAGES, DeclaredStage
 from toxsieve.pipelines.stages.extract import text_hash
 
-_PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int), "bool": (bool,), "string": (str,)}
+_PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int), "bool": (bool,), "string": (str,),
+                                          "list": (list, tuple)}
 
 
 def _kind(pa_type: Any) -> str:
+    if pa.types.is_list(pa_type) or pa.types.is_large_list(pa_type):
+        return "list"
     name = str(pa_type)
     if name.startswith(("int", "uint")):
         return "int"
@@ -54,9 +59,9 @@ def decision_inputs(stage: DeclaredStage, signals: dict[str, Any], language: str
     return {**signals, "language": language}
 
 
-def run_stage(stage: DeclaredStage, doc: Document, cfg: Any) -> Document:
-    """One declared stage on one document (pure)."""
-    signals = stage.score(doc, cfg)
+def run_stage(stage: DeclaredStage, doc: Document, cfg: Any, loaded: Any = None) -> Document:
+    """One declared stage on one document (pure); ``loaded`` is what the stage's ``load`` returned."""
+    signals = stage.measure_signals(doc, cfg, loaded)
     check_signals(stage, signals)
     removal = stage.decide(decision_inputs(stage, signals, doc.language), cfg)
     columns = tuple((stage.column(k), v) for k, v in signals.items())
@@ -71,17 +76,31 @@ def run_stage(stage: DeclaredStage, doc: Document, cfg: Any) -> Document:
     return doc.removed(removal)
 
 
+class _Loaded:
+    """What a stage's ``load`` returned, in a weak-referenceable box (``shared.Shared`` needs one)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class _DeclaredStageFn(beam.DoFn):
     def __init__(self, name: str, cfg: Any) -> None:
         self.name = name
         self.cfg = cfg
+        self._shared = shared.Shared()  # a stage's loaded resources: once per worker process
 
     def setup(self) -> None:
         self._stage = BY_NAME[self.name]
         self._flagged: dict[str, Any] = {}
+        self._loaded: Any = None
+        load, cfg = self._stage.load, self.cfg
+        if load is not None:
+            # the box is held here: Shared keeps only a weak reference, shared while any thread holds it
+            self._box = self._shared.acquire(lambda: _Loaded(load(cfg)))
+            self._loaded = self._box.value
 
     def process(self, doc: Document) -> Iterator[Document]:
-        out = run_stage(self._stage, doc, self.cfg)
+        out = run_stage(self._stage, doc, self.cfg, self._loaded)
         flag = out.signals[-1][1]
         if flag is not None and out.removal is None:  # annotate mode: what it would have removed
             counter = self._flagged.get(flag)

@@ -1,11 +1,13 @@
 """What a declared stage is: its config section, reasons, signal columns, ``score`` and ``decide``.
 
 A stage module builds one :class:`DeclaredStage` and is listed in ``STAGE_MODULES``
-(``pipelines/stages/__init__.py``). Everything else is derived from the declaration: the
-``quality.<name>`` config section, the ``Stage``/``Reason`` enum values and ``REASONS_BY_STAGE``
-(``schemas/enums.py``), the metadata columns ``<name>_<signal>`` and ``<name>_flag``
-(``schemas/v1.py``), the Beam step (``pipelines/stages/apply.py``), the funnel in ``stats.json``
-and the audit evidence (the ``Removal`` that ``decide`` returns).
+(``pipelines/stages/__init__.py``). Everything else is derived from the declaration: the config
+section (``quality.<name>`` unless the stage names another), the ``Stage``/``Reason`` enum values
+and ``REASONS_BY_STAGE`` (``schemas/enums.py``), the metadata columns ``<name>_<signal>`` (or the
+stage's own prefix) and ``<name>_flag`` (``schemas/v1.py``), the Beam step
+(``pipelines/stages/apply.py``, which also loads a stage's resources once per worker process), the
+funnel in ``stats.json``, the audit evidence (the ``Removal`` that ``decide`` returns) and
+re-deciding (``toxsieve redecide``).
 
 This module imports nothing from the rest of toxsieve at import time: ``schemas/`` reads the
 declarations to build its enums and schemas.
@@ -56,6 +58,12 @@ class DeclaredStage:
     ``rewrite(doc, cfg)``, if declared, returns the text a kept document continues with (line-level
     cleaning); it runs only in filter mode, after ``decide`` kept the document. ``measure`` names the
     config fields ``score``/``rewrite`` read; ``redecide`` may change only the others.
+
+    A stage that needs something loaded (a word list, a model) declares ``load(cfg)``: it runs once
+    per worker process and its result is ``score``'s third argument, ``score(doc, cfg, loaded)``.
+    ``section`` is the dotted config key when it is not ``quality.<name>`` and ``column_prefix`` the
+    prefix of its signal columns when it is not ``<name>_`` (both for stages older than this
+    declaration, whose keys and columns users already have).
     """
 
     name: str  # the Stage value stored in Parquet and the config key under `quality:`
@@ -70,6 +78,23 @@ class DeclaredStage:
     # config fields that score() or rewrite() read (measurement settings): changing one changes the
     # stored signals, so `toxsieve redecide` refuses it; every other field only decides
     measure: tuple[str, ...] = ()
+    load: Callable[[Any], Any] | None = None  # once per worker process: score's third argument
+    section: str = ""  # dotted config key; "" = quality.<name>
+    column_prefix: str = ""  # signal columns are <column_prefix><signal>; "" = <name>_
+
+    @property
+    def config_key(self) -> str:
+        return self.section or f"quality.{self.name}"
+
+    def config_of(self, cfg: Any) -> Any:
+        """This stage's section of a whole run config (``Config``)."""
+        for part in self.config_key.split("."):
+            cfg = getattr(cfg, part)
+        return cfg
+
+    def measure_signals(self, doc: Document, cfg: Any, loaded: Any = None) -> dict[str, Any]:
+        """``score`` with what ``load`` returned, for a stage that declares one."""
+        return self.score(doc, cfg) if self.load is None else self.score(doc, cfg, loaded)
 
     def stored_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """What ``decide`` sees, from a ``metadata/`` row: the stage's stored signals and the language."""
@@ -86,7 +111,7 @@ class DeclaredStage:
         return frozenset(r for r, _ in self.reasons)
 
     def column(self, signal: str) -> str:
-        return f"{self.name}_{signal}"
+        return f"{self.column_prefix or self.name + '_'}{signal}"
 
     @property
     def flag_column(self) -> str:
@@ -111,7 +136,7 @@ class DeclaredStage:
             if bound is None or value is None or not (value < bound if rel == "<" else value > bound):
                 continue
             return self.remove(reason, score=float(value), threshold=float(bound), matched=(name,),
-                               detail=f"{name} {value:g} {rel} quality.{self.name} bound {bound:g}")
+                               detail=f"{name} {value:g} {rel} {self.config_key} bound {bound:g}")
         return None
 
 
@@ -127,6 +152,16 @@ def config_error(message: str) -> Exception:
 def check_mode(key: str, cfg: StageConfig) -> None:
     if cfg.mode not in MODES:
         raise config_error(f"config key '{key}.mode' must be one of {', '.join(MODES)}; got {cfg.mode!r}")
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise config_error(f"config key '{key}' must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_positive(key: str, value: int) -> None:
+    if value <= 0:
+        raise config_error(f"config key '{key}' must be > 0, got {value!r}")
 
 
 def check_unit(key: str, value: float | None) -> None:

@@ -1,5 +1,8 @@
 """Blocklists: UT1-format URL/domain lists, banned words in URLs, and per-language word lists.
 
+The URL stage's decision is ``apply_url_blocklist``; the word lists' (matching here, the stage in
+``word_blocklist.py``) is a declared stage.
+
 Pure core, no Beam. Lists are loaded into compact structures (a sorted array of 64-bit hashes
 for millions of domains; Aho–Corasick automata for words) once per worker process.
 """
@@ -14,7 +17,7 @@ import re
 import unicodedata
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +27,6 @@ import numpy as np
 import xxhash
 
 from toxsieve.classifiers.base import sha256_path
-from toxsieve.pipelines.config import WordBlocklistConfig, WordPolicyConfig
 from toxsieve.pipelines.document import Document, Removal
 from toxsieve.schemas import Reason, Stage
 
@@ -497,53 +499,6 @@ def apply_url_blocklist(doc: Document, blocklist: UrlBlocklist) -> Document:
                                    detail=f"{match.entry} is on the UT1 '{match.category}' list"))
     return doc.removed(Removal(Stage.URL_BLOCKLIST, Reason.URL_BANNED_WORD, matched=match.words,
                                detail="banned word(s) in the URL: " + ", ".join(match.words)))
-
-
-# The metadata/ columns decide_word_blocklist reads (toxsieve redecide passes the stored ones).
-WORD_SIGNALS = ("language", "blocklist_terms", "blocklist_match_count", "blocklist_match_fraction")
-
-
-def word_list_removes(distinct: int, n_matches: int, fraction: float, policy: WordPolicyConfig, preset: str) -> bool:
-    if preset == "c4":
-        return n_matches >= 1
-    if distinct >= policy.min_distinct_terms:
-        return True
-    return n_matches >= policy.min_matches and fraction >= policy.min_match_fraction
-
-
-def decide_word_blocklist(signals: Mapping[str, Any], cfg: WordBlocklistConfig) -> Removal | None:
-    """The one word-list rule, on the stored signals (``WORD_SIGNALS``); None when there was no list for
-    the language (null signals) or the policy keeps the document. The mode is the caller's: in annotate
-    mode the removal is not applied."""
-    n_matches = signals["blocklist_match_count"]
-    if not n_matches:
-        return None
-    terms = tuple(signals["blocklist_terms"] or ())
-    fraction = float(signals["blocklist_match_fraction"])
-    policy = cfg.policy_for(signals["language"])
-    if not word_list_removes(len(terms), n_matches, fraction, policy, cfg.preset):
-        return None
-    threshold = 1.0 if cfg.preset == "c4" else float(policy.min_distinct_terms)
-    return Removal(
-        Stage.WORD_BLOCKLIST, Reason.WORD_BLOCKLIST, score=float(len(terms)), threshold=threshold, matched=terms,
-        detail=(f"{len(terms)} distinct listed term(s), {n_matches} match(es), {fraction:.2%} of tokens "
-                f"[{cfg.preset}]: {', '.join(terms)}"),
-    )
-
-
-def apply_word_blocklist(doc: Document, words: WordBlocklist, cfg: WordBlocklistConfig) -> Document:
-    """Record word-list matches on every document; remove it when the policy says so (mode ``filter``)."""
-    matches = words.scan(doc.text or "", doc.language)
-    if matches is None:
-        return doc
-    doc = replace(doc, blocklist_terms=tuple(matches.terms), blocklist_match_count=matches.n_matches,
-                  blocklist_match_fraction=round(matches.fraction, 6))
-    if cfg.mode != "filter":
-        return doc
-    removal = decide_word_blocklist({"language": doc.language, "blocklist_terms": doc.blocklist_terms,
-                                     "blocklist_match_count": doc.blocklist_match_count,
-                                     "blocklist_match_fraction": doc.blocklist_match_fraction}, cfg)
-    return doc if removal is None else doc.removed(removal)
 
 
 def blocklist_files(url_lists: Iterable[str], categories: Iterable[str], url_words_dir: str | None,

@@ -8,17 +8,27 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from toxsieve.pipelines.config import WordBlocklistConfig, WordPolicyConfig
 from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.stages import BY_NAME
+from toxsieve.pipelines.stages.apply import run_stage
 from toxsieve.pipelines.stages.blocklists import (
     UrlBlocklist,
     WordBlocklist,
     apply_url_blocklist,
-    apply_word_blocklist,
     host_candidates,
     import_ut1_archive,
     url_host,
 )
+from toxsieve.pipelines.stages.word_blocklist import WordBlocklistConfig, WordPolicyConfig
+
+
+def apply_word_blocklist(doc: Document, words: WordBlocklist, cfg: WordBlocklistConfig) -> Document:
+    """The declared word_blocklist stage on one document, with ``words`` as what its ``load`` returns."""
+    return run_stage(BY_NAME["word_blocklist"], doc, cfg, words)
+
+
+def _signal(doc: Document, column: str) -> object:
+    return dict(doc.signals)[column]
 
 
 @pytest.fixture
@@ -196,8 +206,9 @@ def test_default_policy_keeps_an_isolated_mention_and_removes_a_dense_document(w
     cfg = WordBlocklistConfig()
     kept = apply_word_blocklist(_doc(text=ISOLATED), words, cfg)
     assert kept.removal is None
-    assert kept.blocklist_match_count and kept.blocklist_match_count >= 1  # annotated all the same
-    assert "sex" in kept.blocklist_terms
+    assert _signal(kept, "blocklist_match_count") >= 1  # annotated all the same
+    assert "sex" in _signal(kept, "blocklist_terms")
+    assert _signal(kept, "word_blocklist_flag") is None
     removed = apply_word_blocklist(_doc(text=DENSE), words, cfg)
     assert removed.removal is not None and removed.removal.reason.value == "word_blocklist"
     assert set(removed.removal.matched) >= {"fuck", "shit", "bitch"}
@@ -207,7 +218,8 @@ def test_default_policy_keeps_an_isolated_mention_and_removes_a_dense_document(w
 def test_c4_preset_removes_on_any_match_and_annotate_mode_removes_nothing(words: WordBlocklist) -> None:
     assert apply_word_blocklist(_doc(text=ISOLATED), words, WordBlocklistConfig(preset="c4")).removal is not None
     annotated = apply_word_blocklist(_doc(text=DENSE), words, WordBlocklistConfig(mode="annotate"))
-    assert annotated.removal is None and annotated.blocklist_match_count == 20
+    assert annotated.removal is None and _signal(annotated, "blocklist_match_count") == 20
+    assert _signal(annotated, "word_blocklist_flag") == "word_blocklist"  # what filter mode would remove
 
 
 def test_per_language_policy_overrides_the_default(words: WordBlocklist) -> None:
@@ -224,4 +236,4 @@ def test_extra_terms_from_config_are_matched() -> None:
 
 def test_a_single_match_never_removes_under_the_default_policy(words: WordBlocklist) -> None:
     doc = apply_word_blocklist(_doc(text="Sex."), words, WordBlocklistConfig())
-    assert doc.removal is None and doc.blocklist_match_fraction == 1.0
+    assert doc.removal is None and _signal(doc, "blocklist_match_fraction") == 1.0

@@ -7,7 +7,7 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
-from toxsieve.pipelines.config import ConfigError, config_from_dict
+from toxsieve.pipelines.config import Config, ConfigError, config_from_dict
 from toxsieve.pipelines.document import Document
 from toxsieve.pipelines.stages import BY_NAME, STAGES, QualityConfig, signal_columns
 from toxsieve.pipelines.stages import text as T
@@ -58,14 +58,16 @@ def test_every_declared_stage_has_enum_values_reasons_columns_config_and_a_trans
             field = METADATA_SCHEMA.field(stage.column(signal.name))
             assert field.type == signal.type and field.nullable == signal.nullable
         assert METADATA_SCHEMA.field(stage.flag_column).type == pa.string()
-        assert isinstance(getattr(QualityConfig(), stage.name), stage.config)
+        assert isinstance(stage.config_of(Config()), stage.config)
+        if not stage.section:
+            assert isinstance(getattr(QualityConfig(), stage.name), stage.config)
         assert TRANSFORMS[stage.name].__name__ == stage.transform
 
 
-def test_declared_stages_run_after_the_word_blocklist_and_before_dedup() -> None:
+def test_declared_stages_run_after_language_id_and_before_dedup() -> None:
     order = [s.value for s in Stage]
     names = [s.name for s in STAGES]
-    assert order[order.index("word_blocklist") + 1:order.index("exact_dedup")] == names
+    assert order[order.index("language") + 1:order.index("exact_dedup")] == names
 
 
 def test_quality_config_is_loaded_and_an_unknown_key_is_named() -> None:

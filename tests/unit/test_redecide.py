@@ -48,14 +48,15 @@ def test_only_declared_measurement_settings_change_what_a_stage_measures(stage: 
     assert set(stage.measure) <= fields
     base = stage.config(enabled=True)
     docs = [Document(f"d{i}", "s", i, "jsonl", text=t, language="en") for i, t in enumerate(_texts())]
-    expected = [stage.score(doc, base) for doc in docs]
+    loaded = stage.load(base) if stage.load else None  # a word list is loaded once, as on a worker
+    expected = [stage.measure_signals(doc, base, loaded) for doc in docs]
     hints = typing.get_type_hints(stage.config)
     for name in sorted(fields - set(stage.measure) - {"enabled", "mode"}):
         value = _perturbed(getattr(base, name), hints[name])
         if value is None:
             continue
         cfg = dataclasses.replace(base, **{name: value})
-        assert [stage.score(doc, cfg) for doc in docs] == expected, f"{stage.name}.{name} changes score()"
+        assert [stage.measure_signals(doc, cfg, loaded) for doc in docs] == expected, f"{stage.name}.{name} changes score()"
 
 
 def _signals(**kw: typing.Any) -> dict[str, typing.Any]:

@@ -106,11 +106,12 @@ def test_every_stage_has_reasons() -> None:
 
 
 # Values already written by earlier runs: a later release may add to these, never rename or drop.
-RELEASED_STAGES = {"READ": "read", "EXTRACT": "extract", "LANGUAGE": "language", "EXACT_DEDUP": "exact_dedup"}
+RELEASED_STAGES = {"READ": "read", "EXTRACT": "extract", "LANGUAGE": "language", "EXACT_DEDUP": "exact_dedup",
+                   "WORD_BLOCKLIST": "word_blocklist"}  # word_blocklist: declared since schema 3, same value
 RELEASED_REASONS = {
     "NOT_HTML": "not_html", "HTTP_STATUS": "http_status", "EMPTY_TEXT": "empty_text", "TOO_SHORT": "too_short",
     "LANGUAGE_NOT_ALLOWED": "language_not_allowed", "LOW_LANGUAGE_CONFIDENCE": "low_language_confidence",
-    "EXACT_DUPLICATE": "exact_duplicate",
+    "EXACT_DUPLICATE": "exact_duplicate", "WORD_BLOCKLIST": "word_blocklist",
 }
 
 
