@@ -4,6 +4,7 @@ model or reading the input; it refuses what the stored signals cannot decide."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -129,6 +130,20 @@ def test_what_stored_signals_cannot_decide_is_refused(runs: dict[str, Path], sou
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # refused before anything is written
+
+
+def test_a_run_of_another_schema_version_is_refused(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    # a run written by an earlier toxsieve has other metadata/ columns (schema 2: no word_blocklist_flag)
+    old = runs["tmp"] / "schema-2"
+    shutil.copytree(runs["source"], old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for entry in manifest["schemas"].values():
+        entry["version"] = 2
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    out = runs["tmp"] / "from-schema-2"
+    assert main(["redecide", str(old), "--output", str(out), "--set", "language.min_score=0.8"]) == 2
+    assert "written with output schema version 2" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_tightening_a_filtered_run_is_always_possible(runs: dict[str, Path]) -> None:
