@@ -847,7 +847,9 @@ class _RollingWriter:
 
     def add(self, row: Row) -> None:
         size = row_size(row)
-        if self._open is not None and self.size + size > self.limit and self.n_file + len(self.rows) > 0:
+        # past the target: end the file, whether or not a row group of it was written yet (a target
+        # smaller than one row group still bounds the file)
+        if self.size + size > self.limit and self.n_file + len(self.rows) > 0:
             self._finish()
         self.rows.append(row)
         self.size += size

@@ -1,41 +1,35 @@
-"""The thin Beam shell: one labelled PTransform per stage, each wrapping a pure core function.
+"""The thin Beam shell of the stages that are not declared: their DoFns (run in the signals chain of
+``runtime/passes.py``), a ``(kept, removed)`` PTransform each, the stats keys and the per-stage
+balance checks.
 
-Every filtering stage returns two PCollections, ``(kept, removed)``. They are split with two
-single-output ParDos rather than a multi-output ParDo, because Beam's DaskRunner hands every
-tagged output to every consumer.
+A ``(kept, removed)`` pair is split with two single-output ParDos rather than a multi-output ParDo,
+because Beam's DaskRunner hands every tagged output to every consumer. (The transforms of the first,
+single-pass engine, which grouped whole documents by id, text hash and output shard, are gone: no
+document text crosses a shuffle, ``docs/architecture.md``.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
-import xxhash
-from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from toxsieve.pipelines.config import (
-    ExactDedupConfig,
     ExtractConfig,
-    InputConfig,
     LanguageConfig,
     LimitsConfig,
-    OutputConfig,
     UrlBlocklistConfig,
 )
-from toxsieve.pipelines.document import DeadLetter, Document
-from toxsieve.pipelines.io.outputs import Row, row_sort_key, write_parquet_shards
-from toxsieve.pipelines.io.readers import detect_format, read_shard
+from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.io.outputs import Row
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.bounds import ExtractionWorker
-from toxsieve.pipelines.runtime.doc_ids import id_key, make_ids_unique
 from toxsieve.pipelines.stages.blocklists import UrlBlocklist, apply_url_blocklist
-from toxsieve.pipelines.stages.dedup_exact import resolve_exact_duplicates
 from toxsieve.pipelines.stages.extract import extract_document
 from toxsieve.pipelines.stages.language import apply_language
 
@@ -73,72 +67,6 @@ class PerDocumentStage(beam.PTransform):
 
     def expand(self, docs: beam.PCollection) -> Split:
         return docs | self.step >> beam.ParDo(type(self).fn(self.cfg)) | SplitRemovals()
-
-
-# --- reading ---------------------------------------------------------------
-
-
-class _ReadShardFn(beam.DoFn):
-    def __init__(self, cfg: InputConfig, progress_dir: str | None = None) -> None:
-        self.cfg = cfg
-        self.progress_dir = progress_dir  # where a finished file is marked for the run-wide progress line
-
-    def process(self, readable: fileio.ReadableFile) -> Iterator[Document | DeadLetter]:
-        path = readable.metadata.path
-        fmt = detect_format(path, self.cfg.format)
-        try:
-            stream = readable.open(compression_type="uncompressed")
-        except Exception as exc:  # noqa: BLE001 - an unreadable file is a dead letter, not a crash
-            yield DeadLetter(path, 0, fmt, type(exc).__name__, f"cannot open shard: {exc}")
-            self._mark_done(path)
-            return
-        with stream:
-            for record in read_shard(stream, path, fmt, self.cfg):
-                progress.PROGRESS.add("read")
-                if isinstance(record, DeadLetter):
-                    Metrics.counter("read", "dead_letter").inc()
-                else:
-                    Metrics.counter("read", "documents").inc()
-                yield record
-        self._mark_done(path)
-
-    def _mark_done(self, path: str) -> None:
-        if self.progress_dir is not None:
-            progress.mark_file_done(self.progress_dir, path)
-
-
-class ReadCrawlShards(beam.PTransform):
-    """Every record of every matched shard as a Document or a DeadLetter (then split)."""
-
-    def __init__(self, patterns: list[str], cfg: InputConfig, progress_dir: str | None = None) -> None:
-        super().__init__()
-        self.patterns = patterns
-        self.cfg = cfg
-        self.progress_dir = progress_dir
-
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        return (
-            pbegin
-            | "Patterns" >> beam.Create(sorted(set(self.patterns)))
-            | "MatchFiles" >> fileio.MatchAll()
-            | "ReadMatches" >> fileio.ReadMatches()
-            | "ReadShards" >> beam.ParDo(_ReadShardFn(self.cfg, self.progress_dir))
-            # One shard is read by one worker; spread its records before the heavy stages. The
-            # shuffle is keyed by doc_id (not at random) so that documents sharing an id meet and
-            # all but the first in source order are renamed (pipelines/runtime/doc_ids.py): no extra shuffle.
-            | "KeyByDocId" >> beam.Map(lambda r: (id_key(r), r))
-            | "Rebalance" >> beam.GroupByKey()
-            | "UniqueDocIds" >> beam.FlatMap(lambda kv: make_ids_unique(kv[1]))
-        )
-
-
-class SplitDeadLetters(beam.PTransform):
-    """(documents, dead letters) from the reader's output."""
-
-    def expand(self, records: beam.PCollection) -> Split:
-        docs = records | "Documents" >> beam.FlatMap(lambda r: [r] if isinstance(r, Document) else [])
-        dead = records | "DeadLetters" >> beam.FlatMap(lambda r: [r] if isinstance(r, DeadLetter) else [])
-        return docs, dead
 
 
 # --- stages ----------------------------------------------------------------
@@ -206,99 +134,6 @@ class IdentifyLanguage(PerDocumentStage):
     """fastText LID-176: language + score on every document; allowed list and confidence floors."""
 
     step, fn = "Identify", _LanguageFn
-
-
-def _resolve_group(item: tuple[str, Iterable[Document]]) -> Iterator[Document]:
-    for doc in resolve_exact_duplicates(item[1]):
-        count_removal(doc)
-        yield doc
-
-
-class DropExactDuplicates(beam.PTransform):
-    """Group by the hash of the normalised text across the whole run; keep the smallest doc_id."""
-
-    def __init__(self, cfg: ExactDedupConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, docs: beam.PCollection) -> Split:
-        return (
-            docs
-            | "KeyByTextHash" >> beam.Map(lambda d: (d.text_hash, d))
-            | "GroupByTextHash" >> beam.GroupByKey()
-            | "KeepOnePerHash" >> beam.FlatMap(_resolve_group)
-            | SplitRemovals()
-        )
-
-
-# --- writing ---------------------------------------------------------------
-
-
-def shard_of(row: Row, n_shards: int) -> int:
-    key = "\x00".join(str(k) for k in row_sort_key(row))
-    return xxhash.xxh3_64_intdigest(key.encode("utf-8", "surrogatepass")) % n_shards
-
-
-class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str, schema: pa.Schema, cfg: OutputConfig) -> None:
-        self.directory = directory
-        self.schema = schema
-        self.cfg = cfg
-
-    def process(self, item: tuple[int, Iterable[Row]], n_shards: int) -> Iterator[tuple[str, int]]:
-        shard, rows = item
-        directory = self.directory
-
-        def make_path(seq: int) -> str:
-            return FileSystems.join(directory, f"part-{shard:05d}-of-{n_shards:05d}-{seq:03d}.parquet")
-
-        def rename(src: str, dst: str) -> None:
-            if FileSystems.exists(dst):
-                FileSystems.delete([dst])  # a retried bundle replaces its own earlier output
-            FileSystems.rename([src], [dst])
-
-        yield from write_parquet_shards(rows, self.schema, make_path, FileSystems.create, rename, self.cfg)
-
-
-class WriteParquetShards(beam.PTransform):
-    """Rows → zstd Parquet shards under ``directory``, sized from the data, sorted inside each file.
-
-    Returns a PCollection of (file path, rows written). Written from ParDos after a GroupByKey
-    (not ``WriteToParquet``), which every runner executes the same way.
-    """
-
-    def __init__(self, directory: str, schema: pa.Schema, to_row: Callable[[Any], Row], cfg: OutputConfig,
-                 n_shards: int = 1, write_empty: bool = True) -> None:
-        super().__init__()
-        self.directory = directory
-        self.schema = schema
-        self.to_row = to_row
-        self.cfg = cfg
-        self.n_shards = max(1, n_shards)
-        self.write_empty = write_empty
-
-    def expand(self, items: beam.PCollection) -> beam.PCollection:
-        # The shard count is fixed up front (from the input size, on the driver), not from a side
-        # input: a side input would make the runner hold every row before assigning shards.
-        # Files stay size-bounded by rolling over inside a shard.
-        n_shards = self.n_shards
-        rows = items | "ToRow" >> beam.Map(self.to_row)
-        written = (
-            rows
-            | "AssignShard" >> beam.Map(lambda r: (shard_of(r, n_shards), r))
-            | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg), n_shards=n_shards)
-        )
-        if not self.write_empty:
-            return written
-        # An empty output still gets one (empty) file with the schema, so readers never fail on it.
-        empty = (
-            rows
-            | "Count" >> beam.combiners.Count.Globally()
-            | "IfEmpty" >> beam.FlatMap(lambda n: [(0, [])] if n == 0 else [])
-            | "WriteEmpty" >> beam.ParDo(_WriteShardFn(self.directory, self.schema, self.cfg), n_shards=n_shards)
-        )
-        return (written, empty) | "AllFiles" >> beam.Flatten()
 
 
 # --- stats -----------------------------------------------------------------

@@ -443,3 +443,30 @@ def test_builtin_minilm_without_the_gpu_extra_is_a_clear_error(tmp_path: Path, m
     assert _run(out, config=cfg) == 2
     assert "toxicity model: No module named 'torch'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_outputs_roll_over_at_the_shard_target_and_hold_the_same_rows(sample_run: Path, tmp_path: Path) -> None:
+    # output.shard_target_bytes bounds each output file (uncompressed payload): a small target gives
+    # several files per input file, in source order, with exactly the rows of one file per input
+    import yaml
+
+    from toxsieve.pipelines.io.outputs import row_size
+
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw.setdefault("output", {})["shard_target_bytes"] = 2_000
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    assert _run(out, config=config) == 0
+    for name in ("kept", "metadata"):
+        small, default = sorted((out / name).glob("*.parquet")), sorted((sample_run / name).glob("*.parquet"))
+        assert len(small) > len(default), name
+        assert not list((out / name).glob(".tmp-*"))
+        for path in small:  # a file ends before the row that would take it past 1.25 x the target
+            sizes = [row_size(r) for r in pq.read_table(path).to_pylist()]
+            assert len(sizes) == 1 or sum(sizes) <= 2_500, path.name
+
+        def rows(files: list[Path]) -> list[dict]:
+            return [{k: v for k, v in r.items() if k != "run_id"} for f in files for r in pq.read_table(f).to_pylist()]
+
+        assert rows(small) == rows(default), name  # the same rows in the same order

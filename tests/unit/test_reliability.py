@@ -237,27 +237,35 @@ def test_a_nan_id_in_parquet_is_a_dead_letter(crawl) -> None:
     assert docs == [] and [d.error_type for d in dead] == ["InvalidId", "InvalidId"]
 
 
-def _doc(doc_id: str, path: str, offset: int) -> Document:
-    return Document(doc_id, path, offset, "jsonl", text=f"{path}:{offset}")
+def _renamed(members: list[tuple[int, int, int]], paths: list[str], order: list[int] | None = None) -> set[tuple[str, int]]:
+    """The decide pass's id rule (``passes._renamed_positions``) on (id hash, file index, offset) records
+    that arrive in ``order``, in wire chunks, as after the shuffle: the renamed (path, offset)s."""
+    import numpy as np
+
+    from toxsieve.pipelines.runtime import passes
+
+    records = np.array([(h, 0, passes.position(i, o)) for h, i, o in members], dtype=passes._HASHED)
+    if order is not None:
+        records = records[order]
+    chunks = [c for r in records for c in passes._to_chunks(r.reshape(1), passes._HASHED_WIRE)]
+    renamed = dict(passes._renamed_positions((0, chunks), paths))
+    return {(paths[i], o) for i, o in map(passes.unposition, renamed)}
 
 
 def test_the_first_document_in_source_order_keeps_a_shared_id() -> None:
-    from toxsieve.pipelines.runtime.doc_ids import make_ids_unique, renamed_id
+    from toxsieve.pipelines.runtime.doc_ids import renamed_id
 
-    group = [_doc("a", "s/2.jsonl", 0), _doc("a", "s/1.jsonl", 5), _doc("a", "s/1.jsonl", 9)]
-    out = {d.text: d for d in make_ids_unique(group)}
-    assert out["s/1.jsonl:5"].doc_id == "a" and out["s/1.jsonl:5"].input_doc_id is None
-    assert out["s/1.jsonl:9"].doc_id == renamed_id("a", "s/1.jsonl", 9) and out["s/1.jsonl:9"].input_doc_id == "a"
-    assert out["s/2.jsonl:0"].doc_id.startswith("a#dup-") and out["s/2.jsonl:0"].input_doc_id == "a"
-    assert len({d.doc_id for d in out.values()}) == 3
+    paths = ["s/1.jsonl", "s/2.jsonl"]
+    # id "a" (hash 7) at s/2.jsonl:0, s/1.jsonl:5, s/1.jsonl:9; id hash 8 once
+    assert _renamed([(7, 1, 0), (7, 0, 5), (7, 0, 9), (8, 1, 3)], paths) == {("s/1.jsonl", 9), ("s/2.jsonl", 0)}
+    assert renamed_id("a", "s/1.jsonl", 9).startswith("a#dup-")
+    assert renamed_id("a", "s/1.jsonl", 9) != renamed_id("a", "s/2.jsonl", 0)
 
 
 @given(st.permutations(range(6)))
 @settings(max_examples=30, deadline=None)
 def test_renaming_does_not_depend_on_arrival_order(order: list[int]) -> None:
-    from toxsieve.pipelines.runtime.doc_ids import make_ids_unique
-
-    group = [_doc("x", f"p{i % 2}", i) for i in range(6)]
-    reference = sorted((d.doc_id, d.text) for d in make_ids_unique(group))
-    shuffled = [group[i] for i in order]
-    assert sorted((d.doc_id, d.text) for d in make_ids_unique(shuffled)) == reference  # type: ignore[union-attr]
+    paths = ["p0", "p1"]
+    members = [(5, i % 2, i) for i in range(6)]
+    assert _renamed(members, paths, order) == _renamed(members, paths) == {
+        (paths[i % 2], i) for i in range(1, 6)}
