@@ -830,7 +830,13 @@ def apply_decisions(doc: Document, renamed: str | None, exact: Any, near: Cluste
 
 
 class _RollingWriter:
-    """Rows of one output directory for one input shard: files of about the target size."""
+    """Rows of one output directory for one input shard: files of about the target size.
+
+    Rows become Arrow record batches every ``_FLUSH_ROWS`` rows (a Python dict per row costs several
+    times its payload); a row group is written at ``output.row_group_rows`` rows or
+    ``_ROW_GROUP_BYTES`` of payload, and a file ends before the row that would take it past 1.25 ×
+    ``output.shard_target_bytes``.
+    """
 
     def __init__(self, directory: str, name: str, index: int, n_shards: int, cfg: OutputConfig) -> None:
         self.directory, self.name, self.index, self.n_shards, self.cfg = directory, name, index, n_shards, cfg
@@ -838,10 +844,12 @@ class _RollingWriter:
         self.limit = int(cfg.shard_target_bytes * 1.25)
         self.compression = None if cfg.compression == "none" else cfg.compression
         self.seq = 0
-        self.rows: list[Row] = []
-        self.size = 0
+        self.rows: list[Row] = []  # not yet converted
+        self.batches: list[pa.RecordBatch] = []  # converted, not yet written
+        self.n_pending = 0  # rows in rows + batches
+        self.size = 0  # payload of the current file, written or not
         self.pending = 0  # payload of the rows not yet written
-        self.n_file = 0
+        self.n_file = 0  # rows of the current file already written
         self._open: tuple[str, str, Any, pq.ParquetWriter] | None = None
         self.written: list[tuple[str, int]] = []
 
@@ -849,16 +857,26 @@ class _RollingWriter:
         size = row_size(row)
         # past the target: end the file, whether or not a row group of it was written yet (a target
         # smaller than one row group still bounds the file)
-        if self.size + size > self.limit and self.n_file + len(self.rows) > 0:
+        if self.size + size > self.limit and self.n_file + self.n_pending > 0:
             self._finish()
         self.rows.append(row)
+        self.n_pending += 1
         self.size += size
         self.pending += size
-        if len(self.rows) >= self.cfg.row_group_rows or self.pending >= _ROW_GROUP_BYTES:
+        if len(self.rows) >= _FLUSH_ROWS:
+            self._convert()
+        if self.n_pending >= self.cfg.row_group_rows or self.pending >= _ROW_GROUP_BYTES:
             self._flush()
 
+    def _convert(self) -> None:
+        if self.rows:
+            self.batches.append(pa.RecordBatch.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
     def _flush(self) -> None:
-        if not self.rows:
+        """Write the pending rows as one row group."""
+        self._convert()
+        if not self.batches:
             return
         if self._open is None:
             final = FileSystems.join(self.directory, self.name,
@@ -866,9 +884,13 @@ class _RollingWriter:
             tmp = FileSystems.join(self.directory, self.name, f".tmp-{uuid.uuid4().hex[:12]}-{self.seq:03d}.parquet")
             stream = FileSystems.create(tmp)
             self._open = (final, tmp, stream, pq.ParquetWriter(stream, self.schema, compression=self.compression))
-        self._open[3].write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
-        self.n_file += len(self.rows)
-        self.rows = []
+        # one chunk per column, as one conversion of all the rows would give: the same file bytes
+        # (Parquet's dictionary fallback depends on the chunking)
+        table = pa.Table.from_batches(self.batches, schema=self.schema).combine_chunks()
+        self.batches = []
+        self._open[3].write_table(table, row_group_size=max(1, table.num_rows))
+        self.n_file += table.num_rows
+        self.n_pending = 0
         self.pending = 0
 
     def _finish(self) -> None:
@@ -885,7 +907,7 @@ class _RollingWriter:
         self._open, self.n_file, self.size, self.seq = None, 0, 0, self.seq + 1
 
     def close(self) -> list[tuple[str, int]]:
-        if self.rows or self._open is not None:
+        if self.n_pending or self._open is not None:
             self._finish()
         return self.written
 
