@@ -14,6 +14,9 @@ from typing import Any
 import yaml
 
 from toxsieve.pipelines.stages import QualityConfig
+from toxsieve.pipelines.stages.base import check_choice as _choice
+from toxsieve.pipelines.stages.base import check_positive as _positive
+from toxsieve.pipelines.stages.base import check_unit as _unit
 from toxsieve.pipelines.stages.word_blocklist import WordBlocklistConfig
 
 INPUT_FORMATS = ("auto", "warc", "wet", "jsonl", "parquet")
@@ -518,18 +521,3 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_to_plain(v) for v in value]
     return value
-
-
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _positive(key: str, value: int) -> None:
-    if value <= 0:
-        raise ConfigError(f"config key '{key}' must be > 0, got {value!r}")
-
-
-def _unit(key: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"config key '{key}' must be between 0 and 1, got {value!r}")
