@@ -150,8 +150,7 @@ def config_error(message: str) -> Exception:
 
 
 def check_mode(key: str, cfg: StageConfig) -> None:
-    if cfg.mode not in MODES:
-        raise config_error(f"config key '{key}.mode' must be one of {', '.join(MODES)}; got {cfg.mode!r}")
+    check_choice(f"{key}.mode", cfg.mode, MODES)
 
 
 def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
