@@ -35,6 +35,14 @@ REMOVALS = [("read", "http_status", 0.01), ("url_blocklist", "url_blocklisted", 
 FILES = 10
 
 
+def _table(columns: dict, schema: object, n: int) -> object:
+    """The schema's table from the generated columns; a column the generator does not draw is null."""
+    import pyarrow as pa
+
+    full = {f.name: columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema}
+    return pa.table(full, schema=schema)
+
+
 def generate(root: Path, rows: int, seed: int = 0) -> None:
     import numpy as np
     import pyarrow as pa
@@ -47,7 +55,6 @@ def generate(root: Path, rows: int, seed: int = 0) -> None:
             "the weather stays mild for the season. ") * 40
     terms = [f"term{i}" for i in range(200)]
     categories = ["adult", "gambling", "phishing", "malware", "warez", "dating", "drugs", "hacking", "violence", "cheater"]
-    meta_schema = METADATA_SCHEMA.append(pa.field("toxicity_supported", pa.bool_()))
     for name in ("metadata", "kept", "removed", "dead_letter"):
         (root / name).mkdir(parents=True, exist_ok=True)
     per_file = -(-rows // FILES)
@@ -96,7 +103,7 @@ def generate(root: Path, rows: int, seed: int = 0) -> None:
             "duplicate_of": [None] * n,
             "toxicity_supported": pa.array(supported, mask=removed),
         }
-        pq.write_table(pa.table(meta, schema=meta_schema), root / "metadata" / f"part-{f:05d}.parquet", compression="zstd")
+        pq.write_table(_table(meta, METADATA_SCHEMA, n), root / "metadata" / f"part-{f:05d}.parquet", compression="zstd")
         starts = rng.integers(0, len(base) - 2000, n)
         keep = np.flatnonzero(~removed)
         kept_len = np.minimum(n_chars[keep], 1500)
@@ -109,7 +116,7 @@ def generate(root: Path, rows: int, seed: int = 0) -> None:
             "source_path": [meta["source_path"][0]] * len(keep), "source_offset": ids[keep].tolist(),
             "source_format": ["warc"] * len(keep),
         }
-        pq.write_table(pa.table(kept, schema=CURATED_SCHEMA), root / "kept" / f"part-{f:05d}.parquet", compression="zstd")
+        pq.write_table(_table(kept, CURATED_SCHEMA, len(keep)), root / "kept" / f"part-{f:05d}.parquet", compression="zstd")
         rem = np.flatnonzero(removed)
         audit = {
             "doc_id": [doc_ids[i] for i in rem], "run_id": ["bench"] * len(rem),

@@ -17,6 +17,7 @@ from toxsieve.pipelines.stages import QualityConfig
 from toxsieve.pipelines.stages.base import check_choice as _choice
 from toxsieve.pipelines.stages.base import check_positive as _positive
 from toxsieve.pipelines.stages.base import check_unit as _unit
+from toxsieve.pipelines.stages.url_blocklist import UrlBlocklistConfig
 from toxsieve.pipelines.stages.word_blocklist import WordBlocklistConfig
 
 INPUT_FORMATS = ("auto", "warc", "wet", "jsonl", "parquet")
@@ -124,22 +125,6 @@ class NearDedupConfig:
             if self.bands * self.rows > self.num_perm:
                 raise ConfigError(f"config keys 'near_dedup.bands' x 'near_dedup.rows' = {self.bands * self.rows} "
                                   f"must be <= near_dedup.num_perm = {self.num_perm}")
-
-
-@dataclass(frozen=True)
-class UrlBlocklistConfig:
-    enabled: bool = True
-    # UT1-format directories: <dir>/<category>/domains and /urls (plain, .gz or .zst);
-    # builtin:ut1 is the shipped copy (see pipelines/lists/ut1/README.md)
-    lists: tuple[str, ...] = ("builtin:ut1",)
-    categories: tuple[str, ...] = ()  # only these categories; empty = every category found
-    allowlist: tuple[str, ...] = ()  # domains (and their subdomains) never blocked: wins over lists
-    banned_url_words: bool = True  # banned words inside the URL (datatrove / RefinedWeb rule)
-    url_words_dir: str = "builtin:url_words"
-    soft_word_threshold: int = 2  # soft-banned URL words needed to block
-
-    def validate(self) -> None:
-        _positive("blocklists.url.soft_word_threshold", self.soft_word_threshold)
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,6 @@ class Document:
     text_hash: str | None = None
     language: str | None = None
     language_score: float | None = None
-    # ApplyUrlBlocklists signals (issue #5; the word lists' are declared signals, below)
-    url_blocklist_category: str | None = None  # UT1 category of the matched entry
-    url_blocklist_entry: str | None = None  # the list entry that matched (domain or URL)
-    url_banned_words: tuple[str, ...] = ()
     # DropNearDuplicates signals (issue #4)
     near_dup_cluster: str | None = None  # cluster id = the keeper's doc_id
     near_dup_cluster_size: int | None = None

@@ -11,7 +11,6 @@ class Stage(StrEnum):
     """The pipeline stage that made a decision about a document."""
 
     READ = "read"
-    URL_BLOCKLIST = "url_blocklist"
     EXTRACT = "extract"
     LANGUAGE = "language"
     EXACT_DEDUP = "exact_dedup"
@@ -28,8 +27,6 @@ class Reason(StrEnum):
     TOO_SHORT = "too_short"  # normalised text below extract.min_chars
     LANGUAGE_NOT_ALLOWED = "language_not_allowed"
     LOW_LANGUAGE_CONFIDENCE = "low_language_confidence"
-    URL_BLOCKLISTED = "url_blocklisted"  # host, a parent domain or the exact URL is on a blocklist
-    URL_BANNED_WORD = "url_banned_word"  # a banned word inside the URL's host or path
     EXACT_DUPLICATE = "exact_duplicate"
     NEAR_DUPLICATE = "near_duplicate"  # MinHash-LSH cluster member other than the keeper
     TOXICITY_ABOVE_THRESHOLD = "toxicity_above_threshold"
@@ -43,7 +40,6 @@ class Reason(StrEnum):
 # Which stage may emit which reason, in pipeline order: validates audit records, orders the funnel.
 REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
     Stage.READ: (Reason.NOT_HTML, Reason.HTTP_STATUS, Reason.BINARY_CONTENT),
-    Stage.URL_BLOCKLIST: (Reason.URL_BLOCKLISTED, Reason.URL_BANNED_WORD),
     Stage.EXTRACT: (Reason.EMPTY_TEXT, Reason.TOO_SHORT, Reason.HTML_TOO_COMPLEX, Reason.EXTRACTION_FAILED,
                     Reason.TEXT_TOO_LONG),
     Stage.LANGUAGE: (Reason.LANGUAGE_NOT_ALLOWED, Reason.LOW_LANGUAGE_CONFIDENCE),
@@ -53,10 +49,13 @@ REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
 }
 
 # Declared stages (pipelines/stages/) add their own stage and reason values: the enums above are
-# rebuilt with them, the declared stages placed after LANGUAGE (where the pipeline runs them).
-_AFTER = "language"
+# rebuilt with them, each declared stage placed where the pipeline runs it (phase "url" after READ,
+# phase "text" after LANGUAGE).
+_AFTER = {"url": "read", "text": "language"}
 _stage_values = [s.value for s in Stage]
-_stage_values[_stage_values.index(_AFTER) + 1:_stage_values.index(_AFTER) + 1] = [d.name for d in _DECLARED]
+for _phase, _after in _AFTER.items():
+    _at = _stage_values.index(_after) + 1
+    _stage_values[_at:_at] = [d.name for d in _DECLARED if d.phase == _phase]
 _reasons = {s.value: tuple(r.value for r in rs) for s, rs in REASONS_BY_STAGE.items()}
 _reasons |= {d.name: tuple(r for r, _ in d.reasons) for d in _DECLARED}
 Stage = StrEnum("Stage", [(v.upper(), v) for v in _stage_values], module=__name__)  # type: ignore[misc]

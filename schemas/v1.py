@@ -10,7 +10,8 @@ from toxsieve.pipelines.stages import signal_fields
 
 # 2: metadata toxicity_supported (#14), input_doc_id (#10), declared stages' signal columns (#13); kept n_tokens (#13)
 # 3: metadata blocklist_* move to the declared stages' columns (word_blocklist is declared) + word_blocklist_flag
-SCHEMA_VERSION = 3
+# 4: metadata url_blocklist_flag (the URL lists are a declared stage; annotate mode)
+SCHEMA_VERSION = 4
 
 
 def _list(item: pa.DataType) -> pa.DataType:
@@ -80,10 +81,8 @@ METADATA_SCHEMA = _versioned(
         pa.field("text_hash", pa.string()),
         pa.field("language", pa.string()),
         pa.field("language_score", pa.float32()),
-        # blocklists
-        pa.field("url_blocklist_category", pa.string()),
-        pa.field("url_blocklist_entry", pa.string()),
-        pa.field("url_banned_words", _list(pa.string())),
+        # declared stages of phase url (pipelines/stages/; the URL lists): url_blocklist_* + url_banned_words
+        *signal_fields("url"),
         # near-duplicates
         pa.field("near_dup_cluster", pa.string()),
         pa.field("near_dup_cluster_size", pa.int32()),
@@ -93,8 +92,8 @@ METADATA_SCHEMA = _versioned(
         # the id the input gave, when an earlier document (source order) had it; doc_id is then
         # "<input_doc_id>#dup-<hash of source position>" (pipelines/runtime/doc_ids.py)
         pa.field("input_doc_id", pa.string()),
-        # declared stages (pipelines/stages/): <stage>_<signal> and <stage>_flag
-        *signal_fields(),
+        # declared stages of phase text (pipelines/stages/): <stage>_<signal> and <stage>_flag
+        *signal_fields("text"),
         pa.field("decision", pa.string(), nullable=False),  # Decision
         pa.field("stage", pa.string()),  # Stage that removed it
         pa.field("reason", pa.string()),  # Reason

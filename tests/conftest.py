@@ -38,6 +38,16 @@ def local_runner():  # type: ignore[no-untyped-def]
     return FnApiRunner()
 
 
+def warc_record(uri: str, status: int, content_type: str, body: bytes, rid: str) -> bytes:
+    """One WARC/1.0 response record (HTTP headers + body)."""
+    http = (f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    block = http + body
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:{rid}>\r\n"
+            f"WARC-Target-URI: {uri}\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"
+            f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n").encode()
+    return head + block + b"\r\n\r\n"
+
+
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "is", "you", "are", "an", "idiot",
               "stupid", "nice", "day", "good", "morning", "people", "this", "that", "hate", "love", "and", "or",
               "garden", "flowers", "rain", "sun", ".", ",", "!", "?"]

@@ -13,13 +13,15 @@ only records its flag); columns of stages it no longer reaches become null, as i
 
 **What can be re-decided** (anything else: exit 2 before anything is written):
 
-1. Only *decision* settings change: ``language.{allowed, min_score, min_score_per_language}``,
+1. Only *decision* settings change: ``blocklists.url.{enabled, mode}``,
+   ``language.{allowed, min_score, min_score_per_language}``,
    ``blocklists.words.{enabled, mode, preset, policy, per_language}``, ``quality.<stage>.*`` except
    the fields the stage declares in ``measure`` (they change what ``score`` measures),
    ``toxicity.{enabled, mode, threshold, threshold_per_language, cascade_threshold}``, and settings
    without effect on results (``run.*``, ``toxicity`` device/batching/accelerator,
    ``output.compression``/``row_group_rows``). Never: ``input``, ``extract``, ``limits``, the URL
-   blocklist, word lists, LID or toxicity models and routes, exact/near dedup settings, ``output``.
+   and word lists and how they match, LID or toxicity models and routes, exact/near dedup settings,
+   ``output``.
 2. A document may reach a stage only if the source computed that stage's signals for it: the stage
    was enabled in the source and the document was not removed before it. Tightening therefore never
    lacks signals (a kept document has every stage's; rules 3 and 4 still apply); loosening or
@@ -88,8 +90,10 @@ Key = tuple[str, str, int]
 BATCH_ROWS = 8192  # metadata/ rows decided at a time
 ORDER: tuple[str, ...] = tuple(s.value for s in Stage)  # pipeline order (declared stages after language)
 POS = {name: i for i, name in enumerate(ORDER)}
-FIXED = ("read", "url_blocklist", "extract")  # before every re-decidable stage; settings must not change
+FIXED = ("read", "extract")  # settings must not change; a document they removed stays removed
 GLOBAL = ("exact_dedup", "near_dedup")
+EXTRACT_COLUMNS = ("n_chars", "text_hash")  # null for a document removed before extraction (a url-phase stage)
+LANGUAGE_COLUMNS = ("language", "language_score")
 NEAR_DUP_COLUMNS = ("near_dup_cluster", "near_dup_cluster_size", "near_dup_similarity")
 TOXICITY_COLUMNS = ("toxicity_score", "toxicity_label_scores", "toxicity_model", "toxicity_model_sha256",
                     "toxicity_fast_score", "toxicity_threshold", "toxicity_n_chunks", "toxicity_flagged",
@@ -141,7 +145,7 @@ def _toxicity_flags(row: Mapping[str, Any], cfg: Config, _: Removal | None) -> d
 
 
 PER_DOCUMENT: dict[str, PerDocumentStage] = {s.name: s for s in (
-    PerDocumentStage("language", "language", ("allowed", "min_score", "min_score_per_language"), (),
+    PerDocumentStage("language", "language", ("allowed", "min_score", "min_score_per_language"), LANGUAGE_COLUMNS,
                      enabled=lambda cfg: True, filters=lambda cfg: True,
                      decide=lambda row, cfg: decide_language(row, cfg.language)),
     *(_declared(stage) for stage in STAGES),
@@ -183,7 +187,7 @@ def check_settings(src: Config, new: Config) -> list[str]:
         raise RedecideError(
             f"cannot re-decide from stored signals: {', '.join(refused)} changed. Only decision settings "
             "(thresholds, allowed languages, policies, enabled/mode of filter stages) can be re-decided; "
-            "models, word lists, measurement settings, extraction, URL blocklist and dedup settings change "
+            "models, URL and word lists, measurement settings, extraction and dedup settings change "
             "the signals themselves: run `toxsieve run` with the new config")
     for stage in PER_DOCUMENT.values():
         if stage.rewrites and _rewriting(stage, src) != _rewriting(stage, new):
@@ -257,6 +261,7 @@ def walk(row: Mapping[str, Any], src: Config, new: Config, note: str | None = No
     for step in _steps(src, new):
         name = step.name
         if step.kind == "fixed":
+            reached.add(name)
             if src_stage == name:
                 removal = SOURCE
                 break
@@ -282,6 +287,8 @@ def walk(row: Mapping[str, Any], src: Config, new: Config, note: str | None = No
             out.update(dict.fromkeys(stage.columns))
     if "near_dedup" not in reached:
         out.update(dict.fromkeys(NEAR_DUP_COLUMNS))
+    if "extract" not in reached:  # removed anew by a stage that runs on the URL: the page is never parsed
+        out.update(dict.fromkeys(EXTRACT_COLUMNS))
     if isinstance(removal, Removal):
         out.update(decision="removed", stage=removal.stage.value, reason=removal.reason.value, duplicate_of=None)
     elif removal is None:
@@ -474,6 +481,7 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
             stay = _still_kept(table.filter(pc.invert(changed)), cfg)
             moved = [audit_row(_document(row, row["text"], _removal(p.changes[_key(row)])), run_id, cfg.output)
                      for row in table.filter(changed).to_pylist()]
+            moved = [_unparsed(row) if _before_extract(p.changes[_key(row)]) else row for row in moved]
             _write_table(stay, CURATED_SCHEMA, dst / "kept" / path.name, cfg)
             if moved:
                 _write(moved, AUDIT_SCHEMA, dst / "removed" / f"{command}-{path.name}", cfg)
@@ -487,10 +495,10 @@ def redecide(source: str | Path, output: str | Path, new_cfg: Config | Callable[
             for row in table.filter(changed).to_pylist():
                 change = p.changes[_key(row)]
                 if isinstance(change, Removal):
-                    redecided.append({**row, "run_id": run_id, "stage": change.stage.value,
-                                      "reason": change.reason.value, "score": change.score,
-                                      "threshold": change.threshold, "duplicate_of": change.duplicate_of,
-                                      "matched": list(change.matched) or None, "detail": change.detail})
+                    row = {**row, "run_id": run_id, "stage": change.stage.value, "reason": change.reason.value,
+                           "score": change.score, "threshold": change.threshold, "duplicate_of": change.duplicate_of,
+                           "matched": list(change.matched) or None, "detail": change.detail}
+                    redecided.append(_unparsed(row) if _before_extract(change) else row)
                 else:
                     restored.append(curated_row(_document(change, row["text"])))
             if redecided:
@@ -523,6 +531,16 @@ def _changed(table: pa.Table, changes: Mapping[Key, Any]) -> pa.Array:
     keys = zip(table["doc_id"].to_pylist(), table["source_path"].to_pylist(), table["source_offset"].to_pylist(),
                strict=True)
     return pa.array([key in changes for key in keys], pa.bool_())
+
+
+def _before_extract(change: Removal | dict[str, Any]) -> bool:
+    """A removal by a stage that runs on the URL, before the page is extracted (phase ``url``)."""
+    return isinstance(change, Removal) and POS[change.stage.value] < POS["extract"]
+
+
+def _unparsed(row: dict[str, Any]) -> dict[str, Any]:
+    """An audit row as a fresh run writes it for a page removed before extraction: no text, no language."""
+    return {**row, "language": None, "language_score": None, "n_chars": None, "text": None, "text_truncated": False}
 
 
 def _removal(change: Removal | dict[str, Any]) -> Removal:

@@ -38,8 +38,6 @@ def metadata_row(doc: Document) -> Row:
         "http_status": doc.http_status, "content_type": doc.content_type, "n_bytes_raw": doc.n_bytes_raw,
         "n_chars": len(doc.text) if doc.text is not None else None, "text_hash": doc.text_hash,
         "language": doc.language, "language_score": doc.language_score,
-        "url_blocklist_category": doc.url_blocklist_category, "url_blocklist_entry": doc.url_blocklist_entry,
-        "url_banned_words": list(doc.url_banned_words) or None,
         "near_dup_cluster": doc.near_dup_cluster, "near_dup_cluster_size": doc.near_dup_cluster_size,
         "near_dup_similarity": doc.near_dup_similarity,
         "toxicity_score": doc.toxicity_score, "toxicity_label_scores": _label_scores(doc),

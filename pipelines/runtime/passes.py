@@ -58,11 +58,10 @@ from toxsieve.pipelines.runtime.transforms import (
     STAGE_KEY,
     _ExtractFn,
     _LanguageFn,
-    _UrlBlocklistFn,
     count_removal,
     funnel_keys,
 )
-from toxsieve.pipelines.stages import STAGES, stat_keys
+from toxsieve.pipelines.stages import in_phase, stat_keys
 from toxsieve.pipelines.stages.apply import _DeclaredStageFn
 from toxsieve.pipelines.stages.dedup_exact import exact_duplicate_removal
 from toxsieve.pipelines.stages.minhash import keeper_rank
@@ -147,11 +146,9 @@ class Sketched:
 
 def stage_order(cfg: Config) -> list[tuple[str, str]]:
     """(stats name, Stage value) of every enabled stage, in pipeline order."""
-    order = []
-    if cfg.blocklists.url.enabled:
-        order.append(("ApplyUrlBlocklists", Stage.URL_BLOCKLIST.value))
+    order = [(s.transform, s.name) for s in in_phase("url") if s.config_of(cfg).enabled]
     order += [("ExtractText", Stage.EXTRACT.value), ("IdentifyLanguage", Stage.LANGUAGE.value)]
-    order += [(s.transform, s.name) for s in STAGES if s.config_of(cfg).enabled]
+    order += [(s.transform, s.name) for s in in_phase("text") if s.config_of(cfg).enabled]
     enabled = {"DropExactDuplicates": cfg.exact_dedup.enabled, "DropNearDuplicates": cfg.near_dedup.enabled,
                "ScoreToxicity": cfg.toxicity.enabled}
     return order + [(name, stage) for name, stage in _DEDUP_ORDER if enabled[name]]
@@ -426,14 +423,13 @@ class _ResumeShardFn(beam.DoFn):
 
 def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
     """Every per-document stage on the reader's output, in order, as one linear fused chain."""
-    fns: list[tuple[str, beam.DoFn]] = []
-    if cfg.blocklists.url.enabled:
-        fns.append(("ApplyUrlBlocklists", _UrlBlocklistFn(cfg.blocklists.url)))
+    def declared(phase: str) -> list[tuple[str, beam.DoFn]]:
+        return [(stage.transform, _DeclaredStageFn(stage.name, stage.config_of(cfg)))
+                for stage in in_phase(phase) if stage.config_of(cfg).enabled]
+
+    fns = declared("url")  # on the record as read: a page they remove is never parsed
     fns += [("ExtractText", _ExtractFn(cfg.extract, cfg.limits)), ("IdentifyLanguage", _LanguageFn(cfg.language))]
-    for stage in STAGES:
-        section = stage.config_of(cfg)
-        if section.enabled:
-            fns.append((stage.transform, _DeclaredStageFn(stage.name, section)))
+    fns += declared("text")
     for name, fn in fns:
         records = records | name >> beam.ParDo(_OnKept(fn, name))
     tox = cfg.toxicity

@@ -17,19 +17,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.utils import shared
 
 from toxsieve.pipelines.config import (
     ExtractConfig,
     LanguageConfig,
     LimitsConfig,
-    UrlBlocklistConfig,
 )
 from toxsieve.pipelines.document import Document
 from toxsieve.pipelines.io.outputs import Row
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.bounds import ExtractionWorker
-from toxsieve.pipelines.stages.blocklists import UrlBlocklist, apply_url_blocklist
 from toxsieve.pipelines.stages.extract import extract_document
 from toxsieve.pipelines.stages.language import apply_language
 
@@ -193,37 +190,3 @@ def _write_json(path: str, obj: dict[str, Any]) -> str:
     with FileSystems.create(path) as fh:
         fh.write(json.dumps(obj, indent=1, sort_keys=True).encode())
     return path
-
-
-# --- blocklists ------------------------------------------------------------
-
-
-class _UrlBlocklistFn(beam.DoFn):
-    def __init__(self, cfg: UrlBlocklistConfig) -> None:
-        self.cfg = cfg
-        self._shared = shared.Shared()  # one list per worker process, shared by its threads
-        self._blocklist: Any = None
-
-    def setup(self) -> None:
-        cfg = self.cfg
-
-        def load() -> UrlBlocklist:
-            return UrlBlocklist.load(cfg.lists, cfg.categories, cfg.allowlist,
-                                     cfg.url_words_dir if cfg.banned_url_words else None, cfg.soft_word_threshold)
-
-        self._blocklist = self._shared.acquire(load)
-
-    def process(self, doc: Document) -> Iterator[Document]:
-        out = apply_url_blocklist(doc, self._blocklist)
-        progress.PROGRESS.add("url_checked")
-        count_removal(out)
-        yield out
-
-
-class ApplyUrlBlocklists(PerDocumentStage):
-    """UT1 domain/URL lists (host and every parent domain), allowlist first, banned URL words.
-
-    Runs before ExtractText: a blocked page is never parsed.
-    """
-
-    step, fn = "MatchUrl", _UrlBlocklistFn

@@ -3,13 +3,14 @@
 Adding a stage = one new module in this folder that defines ``STAGE = DeclaredStage(...)``
 (see ``base.py``) + one line in ``STAGE_MODULES``. Its config section (``quality.<name>``), enum
 values, metadata columns, Beam step, funnel, audit evidence and re-deciding all come from the
-declaration. The stages run in this order, after IdentifyLanguage and before DropExactDuplicates.
+declaration. The stages run in this order: those of phase ``url`` on the record as read, before
+ExtractText; those of phase ``text`` after IdentifyLanguage and before DropExactDuplicates.
 
 Importing this package loads only the declarations (no Beam, nothing else from toxsieve), so
 ``schemas/`` can build its enums and schemas from it.
 
 The folder also holds the cores of the stages that are not declared (``extract``, ``blocklists``
-(the URL lists, and the word-list matcher ``word_blocklist`` loads), ``language``, ``toxicity``,
+(the matchers ``url_blocklist`` and ``word_blocklist`` load), ``language``, ``toxicity``,
 ``dedup_exact``, ``near_dedup`` with ``minhash`` and its Beam graph ``near_dedup_beam``); their
 per-document Beam steps are in ``runtime/transforms.py``.
 """
@@ -23,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from toxsieve.pipelines.stages.base import DeclaredStage, Signal, StageConfig
+from toxsieve.pipelines.stages.base import PHASES, DeclaredStage, Signal, StageConfig
 
 if TYPE_CHECKING:
     from toxsieve.pipelines.document import Document
 
-# The declared stages, in pipeline order.
+# The declared stages, in pipeline order (the "url" phase first: it runs before extraction).
 STAGE_MODULES: tuple[str, ...] = (
+    "url_blocklist",  # phase url (before extraction); config blocklists.url, columns url_*: its keys before declarations
     "word_blocklist",  # config blocklists.words, columns blocklist_*: the keys it had before declarations
     "length",  # the length floor after language ID, in comparable words; token estimate
     "gopher_repetition",
@@ -41,6 +43,13 @@ STAGE_MODULES: tuple[str, ...] = (
 STAGES: tuple[DeclaredStage, ...] = tuple(
     importlib.import_module(f"{__name__}.{name}").STAGE for name in STAGE_MODULES)
 BY_NAME: dict[str, DeclaredStage] = {stage.name: stage for stage in STAGES}
+
+
+def in_phase(phase: str) -> tuple[DeclaredStage, ...]:
+    """The declared stages that run in ``phase`` (``base.PHASES``), in pipeline order."""
+    return tuple(stage for stage in STAGES if stage.phase == phase)
+
+
 # The stages whose config is a section of quality: (the others name their own section).
 QUALITY_STAGES: tuple[DeclaredStage, ...] = tuple(stage for stage in STAGES if not stage.section)
 
@@ -58,6 +67,13 @@ def _check_declarations() -> None:
             raise ImportError(f"stage {name}: signal names must be unique and not 'flag'")
         if stage.section and stage.section.startswith("quality."):
             raise ImportError(f"stage {name}: a quality.* section is the default; leave `section` empty")
+        if stage.phase not in PHASES:
+            raise ImportError(f"stage {name}: phase {stage.phase!r} is not one of {', '.join(PHASES)}")
+        if stage.phase == "url" and stage.rewrite is not None:
+            raise ImportError(f"stage {name}: a stage of phase url runs before there is text to rewrite")
+    phases = [PHASES.index(stage.phase) for stage in STAGES]
+    if phases != sorted(phases):
+        raise ImportError(f"STAGE_MODULES: list the stages phase by phase ({', '.join(PHASES)}), in pipeline order")
 
 
 _check_declarations()
@@ -82,10 +98,10 @@ def _quality_config() -> type:
 QualityConfig = _quality_config()
 
 
-def signal_fields() -> list[pa.Field]:
-    """The metadata columns of every declared stage: its signals, then ``<stage>_flag``."""
+def signal_fields(phase: str | None = None) -> list[pa.Field]:
+    """The metadata columns of every declared stage (of one phase): its signals, then ``<stage>_flag``."""
     out: list[pa.Field] = []
-    for stage in STAGES:
+    for stage in STAGES if phase is None else in_phase(phase):
         out += [pa.field(stage.column(s.name), s.type, nullable=s.nullable) for s in stage.signals]
         out.append(pa.field(stage.flag_column, pa.string()))  # the reason decide() gave, in either mode
     return out
@@ -114,4 +130,4 @@ def stat_keys(meta: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
 
 
 __all__ = ["BY_NAME", "QUALITY_STAGES", "STAGES", "STAGE_MODULES", "DeclaredStage", "QualityConfig", "Signal", "StageConfig",
-           "signal_columns", "signal_fields", "stat_keys"]
+           "in_phase", "signal_columns", "signal_fields", "stat_keys"]

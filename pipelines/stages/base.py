@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from toxsieve.pipelines.document import Document, Removal
 
 MODES = ("filter", "annotate")
+# Where in the signals chain a declared stage runs: "url" on the record as read, before ExtractText (no
+# text yet; a page it removes is never parsed); "text" after IdentifyLanguage (text and language known).
+PHASES = ("url", "text")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ class DeclaredStage:
     per worker process and its result is ``score``'s third argument, ``score(doc, cfg, loaded)``.
     ``section`` is the dotted config key when it is not ``quality.<name>`` and ``column_prefix`` the
     prefix of its signal columns when it is not ``<name>_`` (both for stages older than this
-    declaration, whose keys and columns users already have).
+    declaration, whose keys and columns users already have). ``phase`` is where the stage runs:
+    ``"text"`` (default) after language ID, ``"url"`` before extraction, on the record's URL and
+    HTTP facts only (its ``score`` sees no text and no language).
     """
 
     name: str  # the Stage value stored in Parquet and the config key under `quality:`
@@ -81,6 +86,7 @@ class DeclaredStage:
     load: Callable[[Any], Any] | None = None  # once per worker process: score's third argument
     section: str = ""  # dotted config key; "" = quality.<name>
     column_prefix: str = ""  # signal columns are <column_prefix><signal>; "" = <name>_
+    phase: str = "text"  # one of PHASES
 
     @property
     def config_key(self) -> str:

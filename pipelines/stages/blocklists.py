@@ -1,7 +1,7 @@
 """Blocklists: UT1-format URL/domain lists, banned words in URLs, and per-language word lists.
 
-The URL stage's decision is ``apply_url_blocklist``; the word lists' (matching here, the stage in
-``word_blocklist.py``) is a declared stage.
+Matching only: the stages are declared in ``url_blocklist.py`` and ``word_blocklist.py`` (config,
+signals, decision), which load these matchers.
 
 Pure core, no Beam. Lists are loaded into compact structures (a sorted array of 64-bit hashes
 for millions of domains; Aho–Corasick automata for words) once per worker process.
@@ -18,7 +18,7 @@ import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -27,8 +27,6 @@ import numpy as np
 import xxhash
 
 from toxsieve.classifiers.base import sha256_path
-from toxsieve.pipelines.document import Document, Removal
-from toxsieve.schemas import Reason, Stage
 
 LISTS_DIR = Path(__file__).parent.parent / "lists"  # pipelines/lists/
 BUILTIN_PREFIX = "builtin:"
@@ -485,20 +483,6 @@ def _boundary(text: str, i: int) -> bool:
 
 
 # --- stage decisions -------------------------------------------------------------
-
-
-def apply_url_blocklist(doc: Document, blocklist: UrlBlocklist) -> Document:
-    """Annotate and, on a match, remove a document by its URL (stage ``url_blocklist``)."""
-    match = blocklist.match(doc.url)
-    if match is None:
-        return doc
-    doc = replace(doc, url_blocklist_category=match.category, url_blocklist_entry=match.entry,
-                  url_banned_words=match.words)
-    if match.reason == Reason.URL_BLOCKLISTED.value:
-        return doc.removed(Removal(Stage.URL_BLOCKLIST, Reason.URL_BLOCKLISTED, matched=(match.entry or "",),
-                                   detail=f"{match.entry} is on the UT1 '{match.category}' list"))
-    return doc.removed(Removal(Stage.URL_BLOCKLIST, Reason.URL_BANNED_WORD, matched=match.words,
-                               detail="banned word(s) in the URL: " + ", ".join(match.words)))
 
 
 def blocklist_files(url_lists: Iterable[str], categories: Iterable[str], url_words_dir: str | None,

@@ -3,6 +3,7 @@ model or reading the input; it refuses what the stored signals cannot decide."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import CRAWL, DEMO_CONFIG, run_on_sample
+from tests.conftest import CRAWL, DEMO_CONFIG, run_on_sample, warc_record
 from toxsieve.pipelines.cli.main import main
 from toxsieve.pipelines.config import merge_config, parse_overrides
 
@@ -112,7 +113,7 @@ def test_restoring_what_the_last_stage_removed(runs: dict[str, Path]) -> None:
     ("source", ["language.model_path=/x.ftz"], "language.model_path changed"),
     ("source", ["output.removed_text=truncated"], "output.removed_text changed"),
     ("source", ["blocklists.words.lists=[/tmp/words]"], "blocklists.words.lists changed"),
-    ("source", ["blocklists.url.enabled=false"], "blocklists.url.enabled changed"),
+    ("source", ["blocklists.url.lists=[/tmp/ut1]"], "blocklists.url.lists changed"),
     ("source", ["quality.c4.mode=filter"], "rewrites the text"),
     ("source", ["language.min_scor=0.7"], "unknown config key 'language.min_scor' (did you mean 'language.min_score'?)"),
     ("source", ["language.min_score=1.5"], "language.min_score' must be between 0 and 1"),
@@ -181,3 +182,55 @@ def test_removing_part_of_a_near_duplicate_cluster_is_refused(tmp_path: Path,
     assert "1 document(s) in near-duplicate clusters" in capsys.readouterr().err and not out.exists()
     # a floor both pass, or one that removes both, leaves near-dedup's input as it was
     assert main(["redecide", str(source), "--output", str(out), "--set", "quality.length.min_words=40"]) == 0
+
+
+def test_url_lists_in_annotate_mode_then_filter_equal_a_fresh_run(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The URL lists run before extraction: in annotate mode a listed page is still extracted and goes on,
+    with its match in metadata/; re-decided to filter mode it is removed as a fresh run removes it (never
+    parsed: no text, no language); a filter run cannot be loosened (the removed pages were never parsed)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    prose = b"Plain prose about cooking pasta at home with fresh tomatoes and basil. " * 10
+    pages = [("http://www.0-1avsex.com/page", b"first"), ("http://example.com/free-porn-videos", b"second"),
+             ("http://cooking.example/", b"third")]
+    warc = b"".join(warc_record(url, 200, "text/html", b"<html><body><p>" + prose + tag + b"</p></body></html>",
+                                f"00000000-0000-0000-0000-00000000000{i}") for i, (url, tag) in enumerate(pages))
+    (src / "urls.warc.gz").write_bytes(gzip.compress(warc))
+    base = ["near_dedup.enabled=false", "output.removed_text=full"]
+
+    def run(name: str, settings: list[str]) -> Path:
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(yaml.safe_dump(merge_config({}, parse_overrides(base + settings))))
+        out = tmp_path / name
+        assert main(["run", "--output", str(out), "--quiet", "--run-id", name, "--config", str(cfg),
+                     "--input", str(src / "*.warc.gz")]) == 0
+        return out
+
+    annotated = run("annotate", ["blocklists.url.mode=annotate"])
+    fresh = run("filter", [])
+    meta = {m["url"]: m for m in pq.read_table(annotated / "metadata").to_pylist()}
+    assert [meta[url]["url_blocklist_flag"] for url, _ in pages] == ["url_blocklisted", "url_banned_word", None]
+    assert meta[pages[0][0]]["url_blocklist_entry"] == "0-1avsex.com"
+    assert meta[pages[1][0]]["url_banned_words"] == ["porn"]
+    assert all(m["decision"] == "kept" and m["language"] == "en" and m["n_chars"] for m in meta.values())
+    stats = json.loads((annotated / "stats.json").read_text())
+    assert stats["flagged_by_stage"]["url_blocklist"] == {"url_blocklisted": 1, "url_banned_word": 1}
+    removed = {r["url"]: r for r in pq.read_table(fresh / "removed").to_pylist()}
+    assert sorted(removed) == sorted(url for url, _ in pages[:2])
+    assert all(r["text"] is None and r["language"] is None for r in removed.values())  # never parsed
+
+    new = tmp_path / "redecided"
+    assert main(["redecide", str(annotated), "--output", str(new), "--run-id", "filter",
+                 "--set", "blocklists.url.mode=filter"]) == 0
+    for name in ("kept", "metadata", "removed", "dead_letter"):
+        assert _table(new, name) == _table(fresh, name), name
+    stats_new, stats_fresh = (json.loads((d / "stats.json").read_text()) for d in (new, fresh))
+    for key in ("read", "kept", "removed", "removed_by_stage", "languages", "funnel", "flagged_by_stage", "tokens"):
+        assert stats_new[key] == stats_fresh[key], key
+
+    capsys.readouterr()
+    refused = tmp_path / "refused"
+    assert main(["redecide", str(fresh), "--output", str(refused), "--set", "blocklists.url.mode=annotate"]) == 2
+    assert "2 document(s) would now reach a stage" in capsys.readouterr().err
+    assert not refused.exists()

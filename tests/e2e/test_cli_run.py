@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS
+from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS, warc_record
 from toxsieve.classifiers.base import sha256_path
 from toxsieve.classifiers.langid import SHIPPED_LID_MODEL
 from toxsieve.pipelines.cli.main import main
@@ -113,14 +113,17 @@ def test_declared_stages_re_decide_from_stored_signals_as_the_run_did(sample_run
     # recorded, in filter and annotate mode alike: no second copy of any rule is needed to re-decide
     from toxsieve.pipelines.config import load_config
     from toxsieve.pipelines.stages import STAGES
+    from toxsieve.schemas import Stage
 
     cfg = load_config(DEMO_CONFIG)
     meta = pq.read_table(sample_run / "metadata").to_pylist()
     checked: dict[str, int] = dict.fromkeys((s.name for s in STAGES), 0)
+    order = [s.value for s in Stage]
     for row in meta:
         for stage in STAGES:
-            if row[stage.flag_column] is None and all(row[stage.column(s.name)] is None for s in stage.signals):
-                continue  # the stage never saw this document
+            if not stage.config_of(cfg).enabled or (row["stage"] and order.index(row["stage"]) < order.index(stage.name)):
+                assert row[stage.flag_column] is None and all(row[stage.column(s.name)] is None for s in stage.signals)
+                continue  # the stage never saw this document: no signals
             signals = {s.name: row[stage.column(s.name)] for s in stage.signals} | {"language": row["language"]}
             removal = stage.decide(signals, stage.config_of(cfg))
             assert (removal.reason.value if removal else None) == row[stage.flag_column], (stage.name, row["doc_id"])
@@ -163,22 +166,13 @@ def test_multiprocessing_workers_give_the_same_outputs_as_in_memory(sample_run: 
             sorted(p.name for p in (out / name).glob("*.parquet"))
 
 
-def _warc_record(uri: str, status: int, content_type: str, body: bytes, rid: str) -> bytes:
-    http = (f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    block = http + body
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:{rid}>\r\n"
-            f"WARC-Target-URI: {uri}\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"
-            f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n").encode()
-    return head + block + b"\r\n\r\n"
-
-
 def test_hostile_inputs_are_dead_lettered_or_removed_and_the_run_goes_on(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     page = b"<html><body><p>" + b"A paragraph of ordinary English prose about gardening. " * 10 + b"</p></body></html>"
-    warc = (_warc_record("http://ok.example/", 200, "text/html; charset=utf-8", page, "00000000-0000-0000-0000-000000000001")
-            + _warc_record("http://gone.example/", 404, "text/html", page, "00000000-0000-0000-0000-000000000002")
-            + _warc_record("http://img.example/a.png", 200, "image/png", b"\x89PNG\r\n", "00000000-0000-0000-0000-000000000003"))
+    warc = (warc_record("http://ok.example/", 200, "text/html; charset=utf-8", page, "00000000-0000-0000-0000-000000000001")
+            + warc_record("http://gone.example/", 404, "text/html", page, "00000000-0000-0000-0000-000000000002")
+            + warc_record("http://img.example/a.png", 200, "image/png", b"\x89PNG\r\n", "00000000-0000-0000-0000-000000000003"))
     (src / "mixed.warc.gz").write_bytes(gzip.compress(warc))
     good = gzip.compress(warc)
     (src / "truncated.warc.gz").write_bytes(good[: len(good) // 2])
@@ -278,9 +272,9 @@ def test_url_blocklist_removes_listed_hosts_before_extraction(tmp_path: Path) ->
     src = tmp_path / "in"
     src.mkdir()
     page = b"<html><body><p>" + b"Plain prose about cooking pasta at home with fresh tomatoes. " * 10 + b"</p></body></html>"
-    warc = (_warc_record("http://www.0-1avsex.com/page", 200, "text/html", page, "00000000-0000-0000-0000-00000000000a")
-            + _warc_record("http://allowed.0-1sex.com/", 200, "text/html", page + b" ", "00000000-0000-0000-0000-00000000000b")
-            + _warc_record("http://cooking.example/", 200, "text/html", page + b"  x", "00000000-0000-0000-0000-00000000000c"))
+    warc = (warc_record("http://www.0-1avsex.com/page", 200, "text/html", page, "00000000-0000-0000-0000-00000000000a")
+            + warc_record("http://allowed.0-1sex.com/", 200, "text/html", page + b" ", "00000000-0000-0000-0000-00000000000b")
+            + warc_record("http://cooking.example/", 200, "text/html", page + b"  x", "00000000-0000-0000-0000-00000000000c"))
     (src / "urls.warc.gz").write_bytes(gzip.compress(warc))
     cfg = tmp_path / "cfg.yaml"
     # the three pages differ by a character only: near-dedup would keep one of them

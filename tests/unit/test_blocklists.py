@@ -14,12 +14,17 @@ from toxsieve.pipelines.stages.apply import run_stage
 from toxsieve.pipelines.stages.blocklists import (
     UrlBlocklist,
     WordBlocklist,
-    apply_url_blocklist,
     host_candidates,
     import_ut1_archive,
     url_host,
 )
+from toxsieve.pipelines.stages.url_blocklist import UrlBlocklistConfig
 from toxsieve.pipelines.stages.word_blocklist import WordBlocklistConfig, WordPolicyConfig
+
+
+def apply_url_blocklist(doc: Document, blocklist: UrlBlocklist, cfg: UrlBlocklistConfig | None = None) -> Document:
+    """The declared url_blocklist stage on one document, with ``blocklist`` as what its ``load`` returns."""
+    return run_stage(BY_NAME["url_blocklist"], doc, cfg or UrlBlocklistConfig(), blocklist)
 
 
 def apply_word_blocklist(doc: Document, words: WordBlocklist, cfg: WordBlocklistConfig) -> Document:
@@ -89,10 +94,18 @@ def test_blocked_urls_record_category_and_entry(ut1_dir: Path, url: str, entry: 
     blocklist = UrlBlocklist.load([str(ut1_dir)])
     match = blocklist.match(url)
     assert match is not None and (match.entry, match.category) == (entry, category)
-    doc = apply_url_blocklist(_doc(url), blocklist)
+    doc = apply_url_blocklist(Document("d1", "mem://x", 0, "warc", url=url, html=b"<p>page</p>"), blocklist)
     assert doc.removal is not None and doc.removal.reason.value == "url_blocklisted"
-    assert doc.url_blocklist_entry == entry and doc.url_blocklist_category == category
-    assert doc.removal.matched == (entry,)
+    assert _signal(doc, "url_blocklist_entry") == entry and _signal(doc, "url_blocklist_category") == category
+    assert doc.removal.matched == (entry,) and _signal(doc, "url_blocklist_flag") == "url_blocklisted"
+    assert doc.html is None  # a removed page is never parsed
+
+
+def test_annotate_mode_records_the_match_and_keeps_the_page(ut1_dir: Path) -> None:
+    blocklist = UrlBlocklist.load([str(ut1_dir)])
+    doc = apply_url_blocklist(_doc("http://bad.example/"), blocklist, UrlBlocklistConfig(mode="annotate"))
+    assert doc.removal is None
+    assert _signal(doc, "url_blocklist_flag") == "url_blocklisted" and _signal(doc, "url_blocklist_entry") == "bad.example"
 
 
 @pytest.mark.parametrize("url", ["http://notbad.example/", "http://bad.example.org/", "http://10.1.2.4/",
@@ -100,7 +113,9 @@ def test_blocked_urls_record_category_and_entry(ut1_dir: Path, url: str, entry: 
 def test_similar_but_unlisted_urls_pass(ut1_dir: Path, url: str | None) -> None:
     blocklist = UrlBlocklist.load([str(ut1_dir)])
     assert blocklist.match(url) is None
-    assert apply_url_blocklist(_doc(url), blocklist).removal is None
+    doc = apply_url_blocklist(_doc(url), blocklist)
+    assert doc.removal is None
+    assert _signal(doc, "url_blocklist_entry") is None and _signal(doc, "url_blocklist_flag") is None
 
 
 def test_allowlist_wins_over_the_blocklist_for_the_domain_and_its_subdomains(ut1_dir: Path) -> None:
@@ -128,7 +143,7 @@ def test_banned_words_in_urls_follow_the_hard_soft_and_subword_rules(ut1_dir: Pa
     assert blocklist.match("https://en.wikipedia.org/wiki/Sex_education") is None
     doc = apply_url_blocklist(_doc("http://example.com/free-porn-videos"), blocklist)
     assert doc.removal is not None and doc.removal.reason.value == "url_banned_word"
-    assert "porn" in doc.url_banned_words
+    assert "porn" in _signal(doc, "url_banned_words") and _signal(doc, "url_blocklist_category") is None
 
 
 def test_shipped_ut1_list_blocks_known_domains_offline() -> None:

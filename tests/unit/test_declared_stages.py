@@ -64,10 +64,13 @@ def test_every_declared_stage_has_enum_values_reasons_columns_config_and_a_trans
         assert TRANSFORMS[stage.name].__name__ == stage.transform
 
 
-def test_declared_stages_run_after_language_id_and_before_dedup() -> None:
+def test_declared_stages_run_where_their_phase_says() -> None:
     order = [s.value for s in Stage]
-    names = [s.name for s in STAGES]
-    assert order[order.index("language") + 1:order.index("exact_dedup")] == names
+    url = [s.name for s in STAGES if s.phase == "url"]
+    text = [s.name for s in STAGES if s.phase == "text"]
+    assert url == ["url_blocklist"] and len(url) + len(text) == len(STAGES)
+    assert order[order.index("read") + 1:order.index("extract")] == url  # before any HTML is parsed
+    assert order[order.index("language") + 1:order.index("exact_dedup")] == text
 
 
 def test_quality_config_is_loaded_and_an_unknown_key_is_named() -> None:
