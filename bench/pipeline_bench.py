@@ -9,7 +9,7 @@ What it does, in one run:
      readers, extracted with ``html_to_text`` and normalised with ``normalize_text``, split into
      sentences and sorted into per-language pools with the shipped fastText LID model.
   2. Runs, alternating the order and repeating: a plain single-process loop over the same pure core
-     functions (read_shard -> extract_document -> LID + apply_language -> exact-dedup dict ->
+     functions (read_shard -> extract_document -> LID (the declared language stage's run_stage) -> exact-dedup dict ->
      Parquet), the same loop with the per-shard work split across 2 processes, and
      ``toxsieve run`` (the CLI, in a subprocess) with the in_memory 1-worker and the
      2-worker multi_processing Beam modes.
@@ -66,9 +66,10 @@ from toxsieve.pipelines.io.outputs import (
     write_parquet_shards,
 )
 from toxsieve.pipelines.io.readers import UnknownFormatError, detect_format, read_shard
+from toxsieve.pipelines.stages.apply import run_stage
 from toxsieve.pipelines.stages.dedup_exact import resolve_exact_duplicates
 from toxsieve.pipelines.stages.extract import extract_document, html_to_text, normalize_text
-from toxsieve.pipelines.stages.language import apply_language
+from toxsieve.pipelines.stages.language import STAGE as LANGUAGE
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA
 
 REPO = Path(__file__).resolve().parent.parent
@@ -389,7 +390,7 @@ def _init_worker(config_path: str | None) -> None:
 
 def process_shard(path: str, cfg: Config, lid: FastTextLanguageIdentifier,
                   clocks: dict[str, StageClock]) -> tuple[list[Document], list[Document], list[DeadLetter]]:
-    """read_shard -> extract_document -> LID + apply_language on one shard, each stage timed.
+    """read_shard -> extract_document -> LID (the declared language stage's run_stage) on one shard, each stage timed.
 
     Returns (survivors for dedup, removed so far, dead letters).
     """
@@ -424,8 +425,7 @@ def process_shard(path: str, cfg: Config, lid: FastTextLanguageIdentifier,
             language.docs += 1
             language.text_bytes += _text_bytes(doc)
             with _Timed(language):
-                ((lang, score),) = lid.predict([doc.text or ""])  # one document per call, as the DoFn does
-                doc = apply_language(doc, lang, score, cfg.language)
+                doc = run_stage(LANGUAGE, doc, cfg.language, lid)  # one document per call, as the DoFn does
             (removed if doc.removal is not None else survivors).append(doc)
     return survivors, removed, dead
 
@@ -1119,7 +1119,7 @@ def stage_table(results: Results) -> list[str]:
     functions = {
         "read": "`read_shard` (gzip + JSON)",
         "extract": "`extract_document` (normalise, hash, length floor)",
-        "language": "`FastTextLanguageIdentifier.predict` + `apply_language`",
+        "language": "`run_stage` of the language stage (`FastTextLanguageIdentifier.predict` + its `decide`)",
         "exact_dedup": "dict by text hash + `resolve_exact_duplicates`",
         "write": "rows + `write_parquet_shards` (4 outputs, zstd)",
     }

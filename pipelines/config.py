@@ -17,6 +17,7 @@ from toxsieve.pipelines.stages import QualityConfig
 from toxsieve.pipelines.stages.base import check_choice as _choice
 from toxsieve.pipelines.stages.base import check_positive as _positive
 from toxsieve.pipelines.stages.base import check_unit as _unit
+from toxsieve.pipelines.stages.language import LanguageConfig
 from toxsieve.pipelines.stages.url_blocklist import UrlBlocklistConfig
 from toxsieve.pipelines.stages.word_blocklist import WordBlocklistConfig
 
@@ -53,24 +54,6 @@ class ExtractConfig:
     def validate(self) -> None:
         if self.min_chars < 0:
             raise ConfigError("extract.min_chars must be >= 0")
-
-
-@dataclass(frozen=True)
-class LanguageConfig:
-    model_path: str | None = None  # default: the shipped fastText lid.176.ftz
-    allowed: tuple[str, ...] = ()  # ISO codes as LID-176 emits them; empty = all
-    min_score: float = 0.5  # global floor on the top label's probability
-    min_score_per_language: Mapping[str, float] = field(default_factory=dict)
-    max_chars: int = 10_000  # LID reads at most this many characters of a document
-
-    def validate(self) -> None:
-        _unit("language.min_score", self.min_score)
-        for lang, score in self.min_score_per_language.items():
-            _unit(f"language.min_score_per_language.{lang}", score)
-        _positive("language.max_chars", self.max_chars)
-
-    def threshold_for(self, language: str) -> float:
-        return self.min_score_per_language.get(language, self.min_score)
 
 
 @dataclass(frozen=True)

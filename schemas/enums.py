@@ -12,7 +12,6 @@ class Stage(StrEnum):
 
     READ = "read"
     EXTRACT = "extract"
-    LANGUAGE = "language"
     EXACT_DEDUP = "exact_dedup"
     NEAR_DEDUP = "near_dedup"
     TOXICITY = "toxicity"
@@ -25,8 +24,6 @@ class Reason(StrEnum):
     HTTP_STATUS = "http_status"  # WARC response with a status other than 200
     EMPTY_TEXT = "empty_text"  # nothing left after extraction / normalisation
     TOO_SHORT = "too_short"  # normalised text below extract.min_chars
-    LANGUAGE_NOT_ALLOWED = "language_not_allowed"
-    LOW_LANGUAGE_CONFIDENCE = "low_language_confidence"
     EXACT_DUPLICATE = "exact_duplicate"
     NEAR_DUPLICATE = "near_duplicate"  # MinHash-LSH cluster member other than the keeper
     TOXICITY_ABOVE_THRESHOLD = "toxicity_above_threshold"
@@ -42,7 +39,6 @@ REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
     Stage.READ: (Reason.NOT_HTML, Reason.HTTP_STATUS, Reason.BINARY_CONTENT),
     Stage.EXTRACT: (Reason.EMPTY_TEXT, Reason.TOO_SHORT, Reason.HTML_TOO_COMPLEX, Reason.EXTRACTION_FAILED,
                     Reason.TEXT_TOO_LONG),
-    Stage.LANGUAGE: (Reason.LANGUAGE_NOT_ALLOWED, Reason.LOW_LANGUAGE_CONFIDENCE),
     Stage.EXACT_DEDUP: (Reason.EXACT_DUPLICATE,),
     Stage.NEAR_DEDUP: (Reason.NEAR_DUPLICATE,),
     Stage.TOXICITY: (Reason.TOXICITY_ABOVE_THRESHOLD,),
@@ -50,8 +46,8 @@ REASONS_BY_STAGE: dict[Stage, tuple[Reason, ...]] = {
 
 # Declared stages (pipelines/stages/) add their own stage and reason values: the enums above are
 # rebuilt with them, each declared stage placed where the pipeline runs it (phase "url" after READ,
-# phase "text" after LANGUAGE).
-_AFTER = {"url": "read", "text": "language"}
+# phase "text", LANGUAGE first, after EXTRACT).
+_AFTER = {"url": "read", "text": "extract"}
 _stage_values = [s.value for s in Stage]
 for _phase, _after in _AFTER.items():
     _at = _stage_values.index(_after) + 1

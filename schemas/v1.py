@@ -11,7 +11,8 @@ from toxsieve.pipelines.stages import signal_fields
 # 2: metadata toxicity_supported (#14), input_doc_id (#10), declared stages' signal columns (#13); kept n_tokens (#13)
 # 3: metadata blocklist_* move to the declared stages' columns (word_blocklist is declared) + word_blocklist_flag
 # 4: metadata url_blocklist_flag (the URL lists are a declared stage; annotate mode)
-SCHEMA_VERSION = 4
+# 5: metadata language_flag (language ID is a declared stage; annotate mode)
+SCHEMA_VERSION = 5
 
 
 def _list(item: pa.DataType) -> pa.DataType:

@@ -1,8 +1,8 @@
 """``toxsieve redecide``: a new run at other decision settings, from a finished run's stored signals.
 
 No model runs and no input is read: every per-document stage's signals are in ``metadata/`` and each
-stage's own ``decide`` is called on them (``language.decide_language``, the declared stages'
-``decide`` (word lists, length, quality rules), ``toxicity.decide_toxicity``),
+stage's own ``decide`` is called on them (the declared stages' ``decide``: URL and word lists,
+language, length, quality rules; ``toxicity.decide_toxicity``),
 the same functions the pipeline calls, so no rule exists twice. The new run has the four outputs,
 its own ``stats.json`` (same conservation checks as ``toxsieve run``) and a ``manifest.json`` that
 names the source run. ``toxsieve rethreshold`` is this with ``--set toxicity...``.
@@ -14,7 +14,7 @@ only records its flag); columns of stages it no longer reaches become null, as i
 **What can be re-decided** (anything else: exit 2 before anything is written):
 
 1. Only *decision* settings change: ``blocklists.url.{enabled, mode}``,
-   ``language.{allowed, min_score, min_score_per_language}``,
+   ``language.{enabled, mode, allowed, min_score, min_score_per_language}``,
    ``blocklists.words.{enabled, mode, preset, policy, per_language}``, ``quality.<stage>.*`` except
    the fields the stage declares in ``measure`` (they change what ``score`` measures),
    ``toxicity.{enabled, mode, threshold, threshold_per_language, cascade_threshold}``, and settings
@@ -82,7 +82,6 @@ from toxsieve.pipelines.runtime.run import (
 )
 from toxsieve.pipelines.runtime.transforms import funnel_keys
 from toxsieve.pipelines.stages import STAGES, DeclaredStage, stat_keys
-from toxsieve.pipelines.stages.language import decide_language
 from toxsieve.pipelines.stages.toxicity import decide_toxicity, toxicity_flag
 from toxsieve.schemas import AUDIT_SCHEMA, CURATED_SCHEMA, DEAD_LETTER_SCHEMA, METADATA_SCHEMA, SCHEMA_VERSION, Stage
 
@@ -93,7 +92,6 @@ POS = {name: i for i, name in enumerate(ORDER)}
 FIXED = ("read", "extract")  # settings must not change; a document they removed stays removed
 GLOBAL = ("exact_dedup", "near_dedup")
 EXTRACT_COLUMNS = ("n_chars", "text_hash")  # null for a document removed before extraction (a url-phase stage)
-LANGUAGE_COLUMNS = ("language", "language_score")
 NEAR_DUP_COLUMNS = ("near_dup_cluster", "near_dup_cluster_size", "near_dup_similarity")
 TOXICITY_COLUMNS = ("toxicity_score", "toxicity_label_scores", "toxicity_model", "toxicity_model_sha256",
                     "toxicity_fast_score", "toxicity_threshold", "toxicity_n_chunks", "toxicity_flagged",
@@ -145,9 +143,6 @@ def _toxicity_flags(row: Mapping[str, Any], cfg: Config, _: Removal | None) -> d
 
 
 PER_DOCUMENT: dict[str, PerDocumentStage] = {s.name: s for s in (
-    PerDocumentStage("language", "language", ("allowed", "min_score", "min_score_per_language"), LANGUAGE_COLUMNS,
-                     enabled=lambda cfg: True, filters=lambda cfg: True,
-                     decide=lambda row, cfg: decide_language(row, cfg.language)),
     *(_declared(stage) for stage in STAGES),
     PerDocumentStage("toxicity", "toxicity", ("enabled", "mode", "threshold", "threshold_per_language",
                                               "cascade_threshold"), TOXICITY_COLUMNS,

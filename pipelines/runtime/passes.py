@@ -57,7 +57,6 @@ from toxsieve.pipelines.runtime.shuffle_meter import MeteredGroupByKey, Meters
 from toxsieve.pipelines.runtime.transforms import (
     STAGE_KEY,
     _ExtractFn,
-    _LanguageFn,
     count_removal,
     funnel_keys,
 )
@@ -147,7 +146,7 @@ class Sketched:
 def stage_order(cfg: Config) -> list[tuple[str, str]]:
     """(stats name, Stage value) of every enabled stage, in pipeline order."""
     order = [(s.transform, s.name) for s in in_phase("url") if s.config_of(cfg).enabled]
-    order += [("ExtractText", Stage.EXTRACT.value), ("IdentifyLanguage", Stage.LANGUAGE.value)]
+    order += [("ExtractText", Stage.EXTRACT.value)]
     order += [(s.transform, s.name) for s in in_phase("text") if s.config_of(cfg).enabled]
     enabled = {"DropExactDuplicates": cfg.exact_dedup.enabled, "DropNearDuplicates": cfg.near_dedup.enabled,
                "ScoreToxicity": cfg.toxicity.enabled}
@@ -428,8 +427,8 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
                 for stage in in_phase(phase) if stage.config_of(cfg).enabled]
 
     fns = declared("url")  # on the record as read: a page they remove is never parsed
-    fns += [("ExtractText", _ExtractFn(cfg.extract, cfg.limits)), ("IdentifyLanguage", _LanguageFn(cfg.language))]
-    fns += declared("text")
+    fns += [("ExtractText", _ExtractFn(cfg.extract, cfg.limits))]
+    fns += declared("text")  # IdentifyLanguage first
     for name, fn in fns:
         records = records | name >> beam.ParDo(_OnKept(fn, name))
     tox = cfg.toxicity

@@ -20,7 +20,6 @@ from apache_beam.metrics import Metrics
 
 from toxsieve.pipelines.config import (
     ExtractConfig,
-    LanguageConfig,
     LimitsConfig,
 )
 from toxsieve.pipelines.document import Document
@@ -28,7 +27,6 @@ from toxsieve.pipelines.io.outputs import Row
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.bounds import ExtractionWorker
 from toxsieve.pipelines.stages.extract import extract_document
-from toxsieve.pipelines.stages.language import apply_language
 
 Split = tuple[beam.PCollection, beam.PCollection]
 
@@ -102,35 +100,6 @@ class ExtractText(PerDocumentStage):
 
     def expand(self, docs: beam.PCollection) -> Split:
         return docs | self.step >> beam.ParDo(_ExtractFn(self.cfg, self.limits)) | SplitRemovals()
-
-
-class _LanguageFn(beam.DoFn):
-    def __init__(self, cfg: LanguageConfig) -> None:
-        self.cfg = cfg
-        self._lid: Any = None
-
-    def setup(self) -> None:
-        from toxsieve.classifiers.langid import FastTextLanguageIdentifier
-
-        self._lid = FastTextLanguageIdentifier(self.cfg.model_path, self.cfg.max_chars)
-        self._counters: dict[str, Any] = {}
-
-    def process(self, doc: Document) -> Iterator[Document]:
-        ((language, score),) = self._lid.predict([doc.text or ""])
-        out = apply_language(doc, language, score, self.cfg)
-        counter = self._counters.get(language)
-        if counter is None:
-            counter = self._counters[language] = Metrics.counter("language", f"detected.{language}")
-        counter.inc()
-        progress.PROGRESS.add("language")
-        count_removal(out)
-        yield out
-
-
-class IdentifyLanguage(PerDocumentStage):
-    """fastText LID-176: language + score on every document; allowed list and confidence floors."""
-
-    step, fn = "Identify", _LanguageFn
 
 
 # --- stats -----------------------------------------------------------------

@@ -4,13 +4,14 @@ Adding a stage = one new module in this folder that defines ``STAGE = DeclaredSt
 (see ``base.py``) + one line in ``STAGE_MODULES``. Its config section (``quality.<name>``), enum
 values, metadata columns, Beam step, funnel, audit evidence and re-deciding all come from the
 declaration. The stages run in this order: those of phase ``url`` on the record as read, before
-ExtractText; those of phase ``text`` after IdentifyLanguage and before DropExactDuplicates.
+ExtractText; those of phase ``text`` after ExtractText and before DropExactDuplicates, the first of
+them IdentifyLanguage (``language``), which sets the language every later stage reads.
 
 Importing this package loads only the declarations (no Beam, nothing else from toxsieve), so
 ``schemas/`` can build its enums and schemas from it.
 
 The folder also holds the cores of the stages that are not declared (``extract``, ``blocklists``
-(the matchers ``url_blocklist`` and ``word_blocklist`` load), ``language``, ``toxicity``,
+(the matchers ``url_blocklist`` and ``word_blocklist`` load), ``toxicity``,
 ``dedup_exact``, ``near_dedup`` with ``minhash`` and its Beam graph ``near_dedup_beam``); their
 per-document Beam steps are in ``runtime/transforms.py``.
 """
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 # The declared stages, in pipeline order (the "url" phase first: it runs before extraction).
 STAGE_MODULES: tuple[str, ...] = (
     "url_blocklist",  # phase url (before extraction); config blocklists.url, columns url_*: its keys before declarations
+    "language",  # phase text, first: sets Document.language for every later stage; config language
     "word_blocklist",  # config blocklists.words, columns blocklist_*: the keys it had before declarations
     "length",  # the length floor after language ID, in comparable words; token estimate
     "gopher_repetition",
@@ -102,7 +104,7 @@ def signal_fields(phase: str | None = None) -> list[pa.Field]:
     """The metadata columns of every declared stage (of one phase): its signals, then ``<stage>_flag``."""
     out: list[pa.Field] = []
     for stage in STAGES if phase is None else in_phase(phase):
-        out += [pa.field(stage.column(s.name), s.type, nullable=s.nullable) for s in stage.signals]
+        out += [pa.field(stage.column(s.name), s.type, nullable=s.nullable) for s in stage.signals if not s.field]
         out.append(pa.field(stage.flag_column, pa.string()))  # the reason decide() gave, in either mode
     return out
 

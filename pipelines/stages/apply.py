@@ -56,7 +56,7 @@ def check_signals(stage: DeclaredStage, signals: dict[str, Any]) -> None:
 
 def decision_inputs(stage: DeclaredStage, signals: dict[str, Any], language: str | None) -> dict[str, Any]:
     """What ``decide`` sees: the stage's signals and the document's language (all stored in metadata/)."""
-    return {**signals, "language": language}
+    return {"language": language, **signals}  # the language stage's own signal is the language
 
 
 def run_stage(stage: DeclaredStage, doc: Document, cfg: Any, loaded: Any = None) -> Document:
@@ -64,9 +64,10 @@ def run_stage(stage: DeclaredStage, doc: Document, cfg: Any, loaded: Any = None)
     signals = stage.measure_signals(doc, cfg, loaded)
     check_signals(stage, signals)
     removal = stage.decide(decision_inputs(stage, signals, doc.language), cfg)
-    columns = tuple((stage.column(k), v) for k, v in signals.items())
+    fields = {stage.column(k): v for k, v in signals.items() if k in stage.field_signals}
+    columns = tuple((stage.column(k), v) for k, v in signals.items() if k not in stage.field_signals)
     columns += ((stage.flag_column, removal.reason.value if removal else None),)
-    doc = dataclasses.replace(doc, signals=doc.signals + columns)
+    doc = dataclasses.replace(doc, signals=doc.signals + columns, **fields)
     if removal is None or cfg.mode == "annotate":
         if cfg.mode == "filter" and stage.rewrite is not None:
             text = stage.rewrite(doc, cfg)

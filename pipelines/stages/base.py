@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 MODES = ("filter", "annotate")
 # Where in the signals chain a declared stage runs: "url" on the record as read, before ExtractText (no
-# text yet; a page it removes is never parsed); "text" after IdentifyLanguage (text and language known).
-PHASES = ("url", "text")
+# text yet; a page it removes is never parsed); "text" after ExtractText (text known; the language once
+# the first of them, IdentifyLanguage, ran).
+PHASES = ("url", "text")  # the language stage is the first of phase text
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class Signal:
     type: pa.DataType
     doc: str
     nullable: bool = True  # null: the rule does not apply to this document (e.g. no stop-word list)
+    column: str = ""  # its metadata/ column when not <prefix><name>
+    # A typed Document field (``doc.<column>``) that later stages read, such as the language: the
+    # stage sets the field instead of a declared column, and the schemas place the column themselves.
+    field: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class DeclaredStage:
     ``section`` is the dotted config key when it is not ``quality.<name>`` and ``column_prefix`` the
     prefix of its signal columns when it is not ``<name>_`` (both for stages older than this
     declaration, whose keys and columns users already have). ``phase`` is where the stage runs:
-    ``"text"`` (default) after language ID, ``"url"`` before extraction, on the record's URL and
+    ``"text"`` (default) after extraction (LID first), ``"url"`` before extraction, on the record's URL and
     HTTP facts only (its ``score`` sees no text and no language).
     """
 
@@ -104,20 +109,27 @@ class DeclaredStage:
 
     def stored_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """What ``decide`` sees, from a ``metadata/`` row: the stage's stored signals and the language."""
-        out = {name: row[column] for name, column in self._signal_columns}
-        out["language"] = row["language"]
-        return out
+        return {"language": row["language"], **{name: row[column] for name, column in self._signal_columns}}
 
     @functools.cached_property
     def _signal_columns(self) -> tuple[tuple[str, str], ...]:
         return tuple((s.name, self.column(s.name)) for s in self.signals)
 
     @functools.cached_property
+    def _explicit_columns(self) -> dict[str, str]:
+        return {s.name: s.column for s in self.signals if s.column}
+
+    @functools.cached_property
+    def field_signals(self) -> frozenset[str]:
+        """The signals stored as typed Document fields (``Signal.field``)."""
+        return frozenset(s.name for s in self.signals if s.field)
+
+    @functools.cached_property
     def _reason_values(self) -> frozenset[str]:
         return frozenset(r for r, _ in self.reasons)
 
     def column(self, signal: str) -> str:
-        return f"{self.column_prefix or self.name + '_'}{signal}"
+        return self._explicit_columns.get(signal) or f"{self.column_prefix or self.name + '_'}{signal}"
 
     @property
     def flag_column(self) -> str:

@@ -1,4 +1,4 @@
-"""The Beam shell of the stages that are not declared, on TestPipeline with the local runner: splits, metrics."""
+"""The Beam shell of extraction and of the declared language stage, on TestPipeline with the local runner: splits, metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.conftest import local_runner
 from toxsieve.pipelines.config import ExtractConfig, LanguageConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.runtime.transforms import ExtractText, IdentifyLanguage
+from toxsieve.pipelines.runtime.transforms import ExtractText
+from toxsieve.pipelines.stages.apply import TRANSFORMS
+
+IdentifyLanguage = TRANSFORMS["language"]  # the declared language stage's Beam step
 
 ENGLISH = ("The committee met on Tuesday to discuss the new library budget and the opening hours "
            "of the reading room, which many residents had asked to extend into the evening. ")

@@ -16,9 +16,9 @@ from toxsieve.classifiers.langid import (
     ModelNotFoundError,
     resolve_lid_model,
 )
-from toxsieve.pipelines.config import LanguageConfig
 from toxsieve.pipelines.document import Document
-from toxsieve.pipelines.stages.language import apply_language
+from toxsieve.pipelines.stages.apply import run_stage
+from toxsieve.pipelines.stages.language import STAGE, LanguageConfig
 from toxsieve.schemas import Reason, Stage
 
 CRAWL = Path(__file__).resolve().parents[1] / "fixtures" / "crawl"
@@ -134,7 +134,22 @@ def test_shipped_model_is_the_default_and_has_an_identity(lid: FastTextLanguageI
     assert identity.sha256 == hashlib.sha256(SHIPPED_LID_MODEL.read_bytes()).hexdigest()
 
 
-# --- apply_language: the decision rule ---------------------------------------
+# --- the declared language stage: its decision rule ---------------------------
+
+
+class _Predicted:
+    """What the stage's ``load`` returns, answering with a given prediction (to test the rule alone)."""
+
+    def __init__(self, language: str, probability: float) -> None:
+        self.answer = (language, probability)
+
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]:
+        return [self.answer for _ in texts]
+
+
+def apply_language(doc: Document, language: str, probability: float, cfg: LanguageConfig) -> Document:
+    """The declared language stage on one document whose LID prediction is (language, probability)."""
+    return run_stage(STAGE, doc, cfg, _Predicted(language, probability))
 
 
 def _doc() -> Document:
@@ -196,6 +211,14 @@ def test_apply_language_end_to_end_on_fixture_texts(lid: FastTextLanguageIdentif
     texts = _fixture_texts()[:5]
     cfg = LanguageConfig(allowed=("en",), min_score=0.5)
     docs = [Document(f"d{i}", "s.jsonl", i, "jsonl", text=t) for i, t in enumerate(texts)]
-    out = [apply_language(d, code, p, cfg) for d, (code, p) in zip(docs, lid.predict(texts), strict=True)]
+    out = [run_stage(STAGE, d, cfg, lid) for d in docs]
     assert all(d.language == "en" for d in out)  # cc_en_head is English by construction
     assert all(d.kept for d in out)
+
+
+def test_annotate_mode_flags_and_keeps_with_the_language_set() -> None:
+    doc = apply_language(_doc(), "fr", 0.99, LanguageConfig(allowed=("en",), mode="annotate"))
+    assert doc.kept and (doc.language, doc.language_score) == ("fr", 0.99)
+    assert dict(doc.signals) == {"language_flag": "language_not_allowed"}  # language/score are Document fields
+    kept = apply_language(_doc(), "en", 0.99, LanguageConfig(allowed=("en",)))
+    assert dict(kept.signals) == {"language_flag": None}
