@@ -27,6 +27,7 @@ from toxsieve.pipelines.io.outputs import Row
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.bounds import ExtractionWorker
 from toxsieve.pipelines.stages.extract import extract_document
+from toxsieve.pipelines.stages.toxicity import flagged_at
 
 Split = tuple[beam.PCollection, beam.PCollection]
 
@@ -126,7 +127,7 @@ def funnel_keys(meta: Row, fast_threshold: Callable[[str | None], float] | None 
         if meta.get("toxicity_fast_score") is not None:
             yield "toxicity/cascade/sent"
             threshold = fast_threshold(meta["language"]) if fast_threshold else meta["toxicity_threshold"]
-            fast_flag = meta["toxicity_fast_score"] >= threshold
+            fast_flag = flagged_at(meta["toxicity_fast_score"], threshold)
             if fast_flag == bool(meta.get("toxicity_flagged")):
                 yield "toxicity/cascade/agree"
 

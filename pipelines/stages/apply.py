@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
@@ -23,34 +22,19 @@ from toxsieve.pipelines.runtime.transforms import Split, SplitRemovals, count_re
 from toxsieve.pipelines.stages import BY_NAME, STAGES, DeclaredStage
 from toxsieve.pipelines.stages.extract import text_hash
 
-_PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int), "bool": (bool,), "string": (str,),
-                                          "list": (list, tuple)}
-
-
-def _kind(pa_type: Any) -> str:
-    if pa.types.is_list(pa_type) or pa.types.is_large_list(pa_type):
-        return "list"
-    name = str(pa_type)
-    if name.startswith(("int", "uint")):
-        return "int"
-    if name in ("float", "double", "halffloat"):
-        return "float"
-    return "bool" if name == "bool" else "string"
-
 
 def check_signals(stage: DeclaredStage, signals: dict[str, Any]) -> None:
     """``score`` must return exactly the declared signals, each of its declared type (or null)."""
-    declared = {s.name: s for s in stage.signals}
-    if set(signals) != set(declared):
+    declared = stage.signal_checks
+    if signals.keys() != declared.keys():
         raise TypeError(f"stage {stage.name}: score() returned {sorted(signals)}, declared {sorted(declared)}")
     for name, value in signals.items():
-        sig = declared[name]
+        sig, types, numeric = declared[name]
         if value is None:
             if not sig.nullable:
                 raise TypeError(f"stage {stage.name}: signal {name} is null but declared non-nullable")
             continue
-        kind = _kind(sig.type)
-        if not isinstance(value, _PY_TYPES[kind]) or (kind in ("int", "float") and isinstance(value, bool)):
+        if not isinstance(value, types) or (numeric and isinstance(value, bool)):
             raise TypeError(f"stage {stage.name}: signal {name}={value!r} is not {sig.type}")
 
 

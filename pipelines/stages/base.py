@@ -54,6 +54,21 @@ class Signal:
     field: bool = False
 
 
+_PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int), "bool": (bool,), "string": (str,),
+                                          "list": (list, tuple)}
+
+
+def _kind(pa_type: Any) -> str:
+    if pa.types.is_list(pa_type) or pa.types.is_large_list(pa_type):
+        return "list"
+    name = str(pa_type)
+    if name.startswith(("int", "uint")):
+        return "int"
+    if name in ("float", "double", "halffloat"):
+        return "float"
+    return "bool" if name == "bool" else "string"
+
+
 @dataclass(frozen=True)
 class DeclaredStage:
     """A per-document stage, declared once.
@@ -114,6 +129,12 @@ class DeclaredStage:
     @functools.cached_property
     def _signal_columns(self) -> tuple[tuple[str, str], ...]:
         return tuple((s.name, self.column(s.name)) for s in self.signals)
+
+    @functools.cached_property
+    def signal_checks(self) -> dict[str, tuple[Signal, tuple[type, ...], bool]]:
+        """Per signal: its declaration, the Python types a value may have, whether it is numeric (what
+        ``apply.check_signals`` checks every ``score`` result against)."""
+        return {s.name: (s, _PY_TYPES[_kind(s.type)], _kind(s.type) in ("int", "float")) for s in self.signals}
 
     @functools.cached_property
     def _explicit_columns(self) -> dict[str, str]:

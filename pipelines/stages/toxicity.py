@@ -35,6 +35,11 @@ def stored_score(value: float) -> float:
     return round(float(value), SCORE_DECIMALS)
 
 
+def flagged_at(score: float, threshold: float) -> bool:
+    """The toxicity rule's comparison, the one copy of it: a score as stored flags at or above the threshold."""
+    return stored_score(score) >= threshold
+
+
 def toxicity_threshold(language: str | None, fast_score: float | None, cfg: ToxicityConfig) -> float:
     """The threshold a document is decided at: a cascade's second model decided the documents that carry
     a fast score, at ``cascade_threshold``; every other document at its language's threshold."""
@@ -53,7 +58,7 @@ def toxicity_flag(signals: Mapping[str, Any], cfg: ToxicityConfig) -> tuple[floa
     if signals["toxicity_score"] is None or signals.get("toxicity_supported") is False:
         return None, None
     threshold = toxicity_threshold(signals["language"], signals["toxicity_fast_score"], cfg)
-    return threshold, stored_score(signals["toxicity_score"]) >= threshold
+    return threshold, flagged_at(signals["toxicity_score"], threshold)
 
 
 def decide_toxicity(signals: Mapping[str, Any], cfg: ToxicityConfig,
