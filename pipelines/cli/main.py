@@ -8,7 +8,15 @@ import sys
 
 from toxsieve.classifiers.langid import ModelNotFoundError
 from toxsieve.pipelines.cli.models import MODEL_COMMANDS, add_model_commands, run_model_command
-from toxsieve.pipelines.config import ConfigError, default_config_yaml, load_config, parse_language_thresholds
+from toxsieve.pipelines.config import (
+    ConfigError,
+    config_from_dict,
+    default_config_yaml,
+    load_config,
+    merge_config,
+    parse_language_thresholds,
+    parse_overrides,
+)
 from toxsieve.pipelines.io.input_lists import InputListError, read_path_list
 from toxsieve.pipelines.io.readers import UnknownFormatError
 
@@ -32,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: config input.base, else the list's own directory; e.g. s3://commoncrawl/)")
     run.add_argument("--output", required=True, metavar="DIR", help="output directory")
     run.add_argument("--config", metavar="FILE", help="YAML config (see `toxsieve config`)")
+    run.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
+                     help="a config setting over --config, dotted as in the file, value as YAML "
+                          "(e.g. --set blocklists.url.mode=annotate --set language.allowed=[en,de]); repeatable")
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of a previous run in DIR")
     run.add_argument("--resume", action="store_true", help="finish an interrupted run in DIR: input files it "
                      "staged completely are not read again (same config and inputs required)")
@@ -152,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config)
+        if args.settings:
+            cfg = config_from_dict(merge_config(cfg.to_dict(), parse_overrides(args.settings)))
         args.input = [*args.input, *_listed_inputs(args, cfg)]
         if args.dask_local is not None:
             result = _run_on_local_dask(args, cfg, beam_args, argv)

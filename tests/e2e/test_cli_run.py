@@ -11,6 +11,7 @@ import polars as pl
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import yaml
 import zstandard
 
 from tests.conftest import CRAWL, DEMO_CONFIG, SAMPLE_GLOBS, warc_record
@@ -442,8 +443,6 @@ def test_builtin_minilm_without_the_gpu_extra_is_a_clear_error(tmp_path: Path, m
 def test_outputs_roll_over_at_the_shard_target_and_hold_the_same_rows(sample_run: Path, tmp_path: Path) -> None:
     # output.shard_target_bytes bounds each output file (uncompressed payload): a small target gives
     # several files per input file, in source order, with exactly the rows of one file per input
-    import yaml
-
     from toxsieve.pipelines.io.outputs import row_size
 
     raw = yaml.safe_load(DEMO_CONFIG.read_text())
@@ -464,3 +463,22 @@ def test_outputs_roll_over_at_the_shard_target_and_hold_the_same_rows(sample_run
             return [{k: v for k, v in r.items() if k != "run_id"} for f in files for r in pq.read_table(f).to_pylist()]
 
         assert rows(small) == rows(default), name  # the same rows in the same order
+
+
+def test_set_overrides_the_config_file_and_a_bad_key_stops_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "de"
+    assert _run(out, "--set", "language.allowed=[de]", "--set", "language.mode=annotate",
+                "--set", "toxicity.enabled=false") == 0
+    meta = pq.read_table(out / "metadata").to_pylist()
+    flags = {m["language"]: m["language_flag"] for m in meta if m["language"]}
+    assert flags["de"] is None and flags["en"] == "language_not_allowed"  # annotate: flagged, not removed
+    assert not [m for m in meta if m["stage"] == "language"]
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["language"]["allowed"] == ["de"] and config["toxicity"]["enabled"] is False
+    assert config["input"]["url_field"] == "metadata.url"  # the rest of --config stands
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert _run(bad, "--set", "language.alowed=[de]") == 2
+    assert "unknown config key 'language.alowed'" in capsys.readouterr().err
+    assert not bad.exists()
