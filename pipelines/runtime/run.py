@@ -174,6 +174,17 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return options
 
 
+def check_beam_args(options: PipelineOptions, beam_args: list[str]) -> None:
+    """Every argument toxsieve does not take must be a Beam pipeline option (of the runner's too, once
+    ``make_runner`` imported it): a typo is an error before any work, not an option Beam drops."""
+    unknown = set(options.get_all_options(retain_unknown_options=True)) - set(options.get_all_options())
+    if unknown:
+        given = [a.split("=")[0] for a in beam_args if a.startswith("-")]
+        named = [a for a in given if a.lstrip("-").replace("-", "_") in unknown] or sorted(unknown)
+        raise RunError(f"unrecognized argument(s): {', '.join(named)}: neither a toxsieve run option "
+                       "(toxsieve run --help) nor a Beam pipeline option of this runner")
+
+
 DASK_RUNNER_NAMES = ("DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner")
 
 
@@ -213,6 +224,7 @@ def run(inputs: list[str], output: str, cfg: Config, beam_args: list[str] | None
     toxicity_models = check_toxicity_models(cfg)
     options = pipeline_options(beam_args or [])
     runner = make_runner(options)
+    check_beam_args(options, beam_args or [])
     if type(runner).__name__ == "DaskRunner":  # workers run elsewhere: local paths must not be relative
         files = [(_absolute(path), size) for path, size in files]
         output = _absolute(output)

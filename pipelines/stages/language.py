@@ -18,12 +18,20 @@ from typing import Any
 
 import pyarrow as pa
 
-from toxsieve.pipelines.stages.base import DeclaredStage, Signal, StageConfig, check_mode, check_positive, check_unit
+from toxsieve.pipelines.stages.base import (
+    DeclaredStage,
+    Signal,
+    StageConfig,
+    check_mode,
+    check_positive,
+    check_unit,
+    config_error,
+)
 
 
 @dataclass(frozen=True)
 class LanguageConfig(StageConfig):
-    enabled: bool = True  # false: no language on any document (word lists, floors, routing use their defaults)
+    enabled: bool = True  # must stay true: every later stage reads the language (annotate mode removes nothing)
     mode: str = "filter"  # filter | annotate (record the flag, remove nothing)
     model_path: str | None = None  # default: the shipped fastText lid.176.ftz
     allowed: tuple[str, ...] = ()  # ISO codes as LID-176 emits them; empty = all
@@ -32,6 +40,10 @@ class LanguageConfig(StageConfig):
     max_chars: int = 10_000  # LID reads at most this many characters of a document
 
     def validate(self, key: str = "language") -> None:
+        if not self.enabled:
+            raise config_error(
+                f"config key '{key}.enabled' cannot be false: the word lists, the length floor, the quality "
+                f"rules and toxicity routing all read the language; set {key}.mode: annotate to remove nothing")
         check_mode(key, self)
         check_unit(f"{key}.min_score", self.min_score)
         for lang, score in self.min_score_per_language.items():
@@ -84,8 +96,6 @@ STAGE = DeclaredStage(
     score=score,
     decide=decide,
     load=load,
-    # the model and what it reads change the stored language; without LID (enabled: false) every later
-    # stage would measure without a language (word lists, length floor): redecide refuses all three
-    measure=("enabled", "model_path", "max_chars"),
+    measure=("enabled", "model_path", "max_chars"),  # the model and what it reads change the stored language
     section="language",
 )

@@ -111,8 +111,8 @@ def test_restoring_what_the_last_stage_removed(runs: dict[str, Path]) -> None:
     ("source", ["near_dedup.threshold=0.5", "exact_dedup.enabled=false"], "exact_dedup.enabled, near_dedup.threshold"),
     ("source", ["quality.fineweb.short_line_length=10"], "quality.fineweb.short_line_length changed"),
     ("source", ["language.model_path=/x.ftz"], "language.model_path changed"),
-    # without LID, the later stages would have measured without a language
-    ("source", ["language.enabled=false"], "language.enabled changed"),
+    # every later stage reads the language: LID cannot be switched off (annotate mode removes nothing)
+    ("source", ["language.enabled=false"], "'language.enabled' cannot be false"),
     ("source", ["output.removed_text=truncated"], "output.removed_text changed"),
     ("source", ["blocklists.words.lists=[/tmp/words]"], "blocklists.words.lists changed"),
     ("source", ["blocklists.url.lists=[/tmp/ut1]"], "blocklists.url.lists changed"),

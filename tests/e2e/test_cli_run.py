@@ -482,3 +482,11 @@ def test_set_overrides_the_config_file_and_a_bad_key_stops_before_any_work(
     assert _run(bad, "--set", "language.alowed=[de]") == 2
     assert "unknown config key 'language.alowed'" in capsys.readouterr().err
     assert not bad.exists()
+
+
+def test_an_argument_neither_toxsieve_nor_beam_takes_is_exit_2(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert _run(out, "--direct_num_workers", "1", "--overwrte") == 2  # a typo of --overwrite
+    assert "unrecognized argument(s): --overwrte" in capsys.readouterr().err
+    assert not out.exists()
