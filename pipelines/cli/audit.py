@@ -78,6 +78,10 @@ class AuditReport:
     cluster_sizes: dict[int, int] = field(default_factory=dict)  # near-dup cluster size -> documents
     blocklist_terms: Counter[str] = field(default_factory=Counter)  # term -> documents matching it
     url_categories: Counter[str] = field(default_factory=Counter)  # UT1 category -> documents
+    # declared stages in annotate mode: (stage, reason) -> documents flagged and not removed by it, and
+    # the rows of the smallest doc_ids (doc_id, url, language, decision, the stage's signal columns)
+    flags: dict[tuple[str, str], int] = field(default_factory=dict)
+    flag_examples: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def toxicity_unsupported(self) -> dict[str, int]:
@@ -253,9 +257,55 @@ def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
             report.dead_letters.extend(rows[: max(0, examples - len(report.dead_letters))])
             if len(report.dead_letters) >= examples:
                 break
-    for batch in record_batches(_parquet_files(out, "metadata"), METADATA_COLUMNS):
+    annotating = [st for st in annotate_stages(report.manifest.get("config") or {})
+                  if (not stage or st.name == stage)]
+    flag_columns = [c for st in annotating for c in ("doc_id", "url", st.flag_column,
+                                                      *(st.column(sig.name) for sig in st.signals))]
+    for batch in record_batches(_parquet_files(out, "metadata"), [*METADATA_COLUMNS, *flag_columns]):
         _add_metadata(report, batch)
+        for st in annotating:
+            _add_flags(report, batch, st, examples, reason)
     return report
+
+
+def annotate_stages(config: dict[str, Any]) -> list[Any]:
+    """The declared stages a run's config (manifest.json) enabled in annotate mode: what they flag stays."""
+    from toxsieve.pipelines.stages import STAGES
+
+    out = []
+    for st in STAGES:
+        section: Any = config
+        for part in st.config_key.split("."):
+            section = section.get(part) if isinstance(section, dict) else None
+        if isinstance(section, dict) and section.get("enabled") and section.get("mode") == "annotate":
+            out.append(st)
+    return out
+
+
+def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples: int, reason: str | None) -> None:
+    """Counts and the smallest doc_ids per reason of one annotate-mode stage's flag column."""
+    if stage.flag_column not in batch.schema.names:
+        return
+    flags = batch.column(stage.flag_column)
+    if reason:
+        flags = pc.if_else(pc.equal(flags, reason), flags, pa.scalar(None, pa.string()))
+    if not pc.any(pc.is_valid(flags)).as_py():
+        return
+    counts = pc.value_counts(flags.drop_null())
+    signals = [stage.column(sig.name) for sig in stage.signals if stage.column(sig.name) in batch.schema.names]
+    for flag, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+        key = (stage.name, flag)
+        report.flags[key] = report.flags.get(key, 0) + n
+        if examples <= 0:
+            continue
+        rows = pc.equal(flags, flag)
+        ids = pc.filter(batch.column("doc_id"), rows)
+        best = ids.take(pc.bottom_k_unstable(ids, min(examples, len(ids))))
+        picked = pc.is_in(batch.column("doc_id"), value_set=best)
+        chosen = batch.filter(pc.and_(pc.fill_null(rows, False), picked))
+        found = chosen.select(["doc_id", "url", "language", "decision", *signals]).to_pylist()
+        merged = sorted(report.flag_examples.get(key, []) + found, key=lambda r: (r["doc_id"], r.get("url") or ""))
+        report.flag_examples[key] = merged[:examples]
 
 
 def _load_removals(report: AuditReport, files: list[Path], examples: int, stage: str | None,
@@ -357,6 +407,21 @@ def evidence(row: dict[str, Any]) -> str:
 _evidence = evidence
 
 
+def flag_evidence(row: dict[str, Any]) -> str:
+    """The stored signals of a flagged document, one line (what ``decide`` saw)."""
+    skip = {"doc_id", "url", "language", "decision"}
+    parts = [f"{k}={_fmt_signal(v)}" for k, v in row.items() if k not in skip and v is not None]
+    return f"{row.get('language') or NO_LANGUAGE}, {row.get('decision')}: " + "; ".join(parts)
+
+
+def _fmt_signal(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value[:10]) + ("…" if len(value) > 10 else "")
+    return str(value)
+
+
 def _one_line(text: str | None) -> str:
     return " ".join((text or "").split())
 
@@ -385,6 +450,14 @@ def render_text(report: AuditReport) -> str:
                 lines.append(f"      {_one_line(ex['detail'])[:200]}")
             if ex.get("excerpt"):
                 lines.append(f"      \"{_one_line(ex['excerpt'])[:200]}\"")
+    if report.flags:
+        lines.append("")
+        lines.append("flagged, not removed (stages in annotate mode; from metadata/):")
+        for (stage, reason), n in sorted(report.flags.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"  {stage:<16} {reason:<28} {fmt_int(n):>10}")
+            for ex in report.flag_examples.get((stage, reason), []):
+                lines.append(f"    - {ex['doc_id']}  {_one_line(ex.get('url'))[:100]}")
+                lines.append(f"      {_one_line(flag_evidence(ex))[:200]}")
     if report.dead_letters:
         lines.append("")
         lines.append("dead letters (first ones):")
@@ -424,6 +497,8 @@ def report_json(report: AuditReport) -> dict[str, Any]:
         "output": report.output, "complete": report.complete, "run_id": report.stats.get("run_id"),
         "removed": [{"stage": st, "reason": rs, "documents": n, "examples": report.examples.get((st, rs), [])}
                     for (st, rs), n in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "flagged": [{"stage": st, "reason": rs, "documents": n, "examples": report.flag_examples.get((st, rs), [])}
+                    for (st, rs), n in sorted(report.flags.items(), key=lambda kv: (-kv[1], kv[0]))],
         "dead_letters": report.dead_letters,
         "toxicity": {"scored": report.toxicity_scored,
                      "at_or_above": {str(t): report.toxicity_at.get(t, 0) for t in THRESHOLDS},

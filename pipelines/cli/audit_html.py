@@ -17,6 +17,7 @@ from toxsieve.pipelines.cli.audit import (
     AuditReport,
     LanguageFigures,
     evidence,
+    flag_evidence,
     length_bin_labels,
 )
 from toxsieve.pipelines.cli.charts import (
@@ -219,6 +220,8 @@ def render_html(report: AuditReport) -> str:
             [[esc(m.get("role")), esc(m.get("name")), f"<code>{esc(m.get('sha256'))}</code>"] for m in models])]))
 
     sections.append(("removed", "Removed, by stage and reason", _removals(report)))
+    if report.flags:
+        sections.append(("flagged", "Flagged, not removed (annotate mode)", _flags(report)))
 
     if report.dead_letters:
         sections.append(("dead-letters", "Dead letters (first ones)", [_table(
@@ -308,6 +311,22 @@ def _removals(report: AuditReport) -> list[str]:
                 + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in fields) + "</dl>"
                 + (f'<div class="excerpt">{esc(text)}</div>' if text else
                    '<p class="note">No text stored (output.removed_text).</p>') + "</div>")
+    return parts
+
+
+def _flags(report: AuditReport) -> list[str]:
+    ordered = sorted(report.flags.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = ['<p class="note">What the stages in annotate mode would have removed: the documents went on. '
+             "<code>toxsieve redecide</code> can switch such a stage to filter mode from these stored signals.</p>",
+             _table(["stage", "reason", "documents"], [[esc(st), esc(rs), fmt_int(n)] for (st, rs), n in ordered], {2})]
+    for (st, rs), n in ordered:
+        shown = report.flag_examples.get((st, rs), [])
+        if not shown:
+            continue
+        parts.append(f"<h3>{esc(st)} / {esc(rs)} ({fmt_int(n)}): the {fmt_int(len(shown))} smallest doc_ids</h3>")
+        parts.append(_table(["doc_id", "url", "signals"],
+                            [[f"<code>{esc(ex['doc_id'])}</code>", esc(ex.get("url")), esc(flag_evidence(ex))]
+                             for ex in shown]))
     return parts
 
 

@@ -118,3 +118,32 @@ def test_incomplete_or_damaged_runs(hostile_run: Path, tmp_path: Path, capsys: p
     assert "not a readable Parquet file" in capsys.readouterr().err
     assert main(["audit", "gs://bucket/run"]) == 2
     assert "local directories only" in capsys.readouterr().err
+
+
+def test_flags_of_annotate_mode_stages_are_counted_from_metadata_with_examples(
+        hostile_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the demo config runs the C4 and FineWeb rules in annotate mode: what they would remove stays
+    assert main(["audit", str(hostile_run), "--json", "--examples", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    meta = pq.read_table(hostile_run / "metadata").to_pylist()
+    expected: dict[tuple[str, str], list[str]] = {}
+    for row in meta:
+        for stage in ("c4", "fineweb"):
+            if row[f"{stage}_flag"]:
+                expected.setdefault((stage, row[f"{stage}_flag"]), []).append(row["doc_id"])
+    assert expected, "the sample has documents the annotate-mode rules flag"
+    got = {(f["stage"], f["reason"]): f for f in report["flagged"]}
+    assert {key: f["documents"] for key, f in got.items()} == {key: len(ids) for key, ids in expected.items()}
+    stats = json.loads((hostile_run / "stats.json").read_text())["flagged_by_stage"]
+    assert all(stats[st][rs] == f["documents"] for (st, rs), f in got.items())
+    for key, f in got.items():
+        assert [e["doc_id"] for e in f["examples"]] == sorted(expected[key])[:2]
+        signal = {"c4": "c4_sentences", "fineweb": "fineweb_line_punct_frac"}[key[0]]
+        assert all(signal in e for e in f["examples"])  # the stored signals, as evidence
+    assert not any(f["stage"] in ("length", "word_blocklist") for f in report["flagged"])  # filter mode: removals
+    assert main(["audit", str(hostile_run), "--stage", "c4"]) == 0
+    text = capsys.readouterr().out
+    assert "flagged, not removed" in text and "c4_too_few_sentences" in text and "fineweb_" not in text
+    page = tmp_path / "report.html"
+    assert main(["audit", str(hostile_run), "--html", str(page)]) == 0
+    assert 'id="flagged"' in page.read_text()
