@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pickle
 import struct
 import time
@@ -52,7 +53,7 @@ from toxsieve.pipelines.io.outputs import Row, audit_row, curated_row, dead_lett
 from toxsieve.pipelines.io.readers import detect_format, read_shard
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.doc_ids import renamed_id
-from toxsieve.pipelines.runtime.fast_scoring import _decide_fast, _FastScoreFn, is_hf_model_dir
+from toxsieve.pipelines.runtime.fast_scoring import FastScored, _decide_fast, _FastScoreFn, is_hf_model_dir
 from toxsieve.pipelines.runtime.shuffle_meter import MeteredGroupByKey, Meters
 from toxsieve.pipelines.runtime.transforms import (
     STAGE_KEY,
@@ -61,7 +62,7 @@ from toxsieve.pipelines.runtime.transforms import (
     funnel_keys,
 )
 from toxsieve.pipelines.stages import in_phase, stat_keys
-from toxsieve.pipelines.stages.apply import _DeclaredStageFn
+from toxsieve.pipelines.stages.apply import _DeclaredStageFn, stage_failure
 from toxsieve.pipelines.stages.dedup_exact import exact_duplicate_removal
 from toxsieve.pipelines.stages.minhash import keeper_rank
 from toxsieve.pipelines.stages.near_dedup import ClusterDecision, apply_decision, make_hasher, node_id, sketch_batch
@@ -232,10 +233,29 @@ class _ScoreKeptBatches(beam.DoFn):
 
     def _process(self, batch: Sequence[Any]) -> Iterator[Any]:
         kept = [e for e in batch if _alive(e)]
-        scored = {(f.doc.source_path, f.doc.source_offset, f.doc.doc_id): _decide_fast(f, self.cfg)
-                  for f in self.inner.process(kept)} if kept else {}
+        scored: dict[tuple[str, int], Any] = {}  # (path, offset): one input record
+        for item in self._scored(kept):
+            if isinstance(item, FastScored):
+                scored[(item.doc.source_path, item.doc.source_offset)] = _decide_fast(item, self.cfg)
+            else:  # the dead letter of a document the model raised on
+                scored[(item.source_path, item.source_offset)] = item
         for e in batch:
-            yield scored[(e.source_path, e.source_offset, e.doc_id)] if _alive(e) else e
+            yield scored[(e.source_path, e.source_offset)] if _alive(e) else e
+
+    def _scored(self, docs: list[Document]) -> list[Any]:
+        """The batch's scores; when the model raises on a batch, each document alone, and a document it
+        raises on alone becomes a dead letter (one bad record costs one record, not the run)."""
+        if not docs:
+            return []
+        try:
+            return list(self.inner.process(docs))
+        except Exception as exc:  # noqa: BLE001
+            if len(docs) == 1:
+                logging.getLogger(__name__).warning("toxicity scoring failed on %s@%d; the record is dead-lettered",
+                                                    docs[0].source_path, docs[0].source_offset, exc_info=True)
+                Metrics.counter("toxicity", "failed").inc()
+                return [stage_failure(Stage.TOXICITY.value, docs[0], exc)]
+        return [item for doc in docs for item in self._scored([doc])]
 
 
 class _SketchKeptBatches(beam.DoFn):

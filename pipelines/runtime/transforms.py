@@ -40,12 +40,17 @@ def count_removal(doc: Document) -> None:
 
 
 class SplitRemovals(beam.PTransform):
-    """(kept, removed) from a PCollection of Documents, by ``doc.removal``."""
+    """(kept, not kept) from a PCollection of Documents, by ``doc.removal``; a DeadLetter a stage
+    emitted (it raised on that document) goes with the removed ones."""
 
     def expand(self, docs: beam.PCollection) -> Split:
-        kept = docs | "Kept" >> beam.FlatMap(lambda d: [d] if d.removal is None else [])
-        removed = docs | "Removed" >> beam.FlatMap(lambda d: [d] if d.removal is not None else [])
+        kept = docs | "Kept" >> beam.FlatMap(lambda d: [d] if _is_kept(d) else [])
+        removed = docs | "Removed" >> beam.FlatMap(lambda d: [] if _is_kept(d) else [d])
         return kept, removed
+
+
+def _is_kept(element: Any) -> bool:
+    return isinstance(element, Document) and element.removal is None
 
 
 class PerDocumentStage(beam.PTransform):

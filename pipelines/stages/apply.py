@@ -9,6 +9,7 @@ rewritten (line cleaning). The Beam step is a ParDo and the two single-output Fl
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
-from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.document import DeadLetter, Document, excerpt
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.transforms import Split, SplitRemovals, count_removal
 from toxsieve.pipelines.stages import BY_NAME, STAGES, DeclaredStage
@@ -77,6 +78,7 @@ class _DeclaredStageFn(beam.DoFn):
     def setup(self) -> None:
         self._stage = BY_NAME[self.name]
         self._flagged: dict[str, Any] = {}
+        self._failures = 0
         self._loaded: Any = None
         load, cfg = self._stage.load, self.cfg
         if load is not None:
@@ -84,8 +86,12 @@ class _DeclaredStageFn(beam.DoFn):
             self._box = self._shared.acquire(lambda: _Loaded(load(cfg)))
             self._loaded = self._box.value
 
-    def process(self, doc: Document) -> Iterator[Document]:
-        out = run_stage(self._stage, doc, self.cfg, self._loaded)
+    def process(self, doc: Document) -> Iterator[Document | DeadLetter]:
+        try:
+            out = run_stage(self._stage, doc, self.cfg, self._loaded)
+        except Exception as exc:  # noqa: BLE001 - a document a stage cannot handle costs that document only
+            yield self._failed(doc, exc)
+            return
         flag = out.signals[-1][1]
         if flag is not None and out.removal is None:  # annotate mode: what it would have removed
             counter = self._flagged.get(flag)
@@ -95,6 +101,21 @@ class _DeclaredStageFn(beam.DoFn):
         progress.PROGRESS.add(f"{self.name}_checked")
         count_removal(out)
         yield out
+
+    def _failed(self, doc: Document, exc: Exception) -> DeadLetter:
+        if not self._failures:  # the first one per worker with its traceback: a bug shows, not only a count
+            logging.getLogger(__name__).warning("stage %s failed on %s@%d; the record is dead-lettered",
+                                                self.name, doc.source_path, doc.source_offset, exc_info=True)
+        self._failures += 1
+        Metrics.counter(self.name, "failed").inc()
+        return stage_failure(self.name, doc, exc)
+
+
+def stage_failure(stage: str, doc: Document, exc: Exception) -> DeadLetter:
+    """The dead letter of a document a stage raised on: where it came from, the stage and the error."""
+    message = f"stage {stage} raised {type(exc).__name__}: {exc}"
+    return DeadLetter(doc.source_path, doc.source_offset, doc.source_format, "StageError", message[:2000],
+                      excerpt(doc.text if doc.text is not None else doc.url or ""))
 
 
 class ApplyDeclaredStage(beam.PTransform):
