@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from apache_beam.utils import shared
 
 from toxsieve.classifiers.base import sha256_path
 from toxsieve.pipelines.config import DEFAULT_ROUTE, Route, ToxicityConfig, route_of
-from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.runtime.fast_scoring import (  # noqa: F401 - re-exported: the fast path lives there
     FastScored,
     _count,
@@ -37,9 +38,31 @@ from toxsieve.pipelines.runtime.fast_scoring import (  # noqa: F401 - re-exporte
     is_hf_model_dir,
 )
 from toxsieve.pipelines.runtime.transforms import SplitRemovals, inner_tally
+from toxsieve.pipelines.stages.apply import stage_failure
 from toxsieve.pipelines.stages.toxicity import apply_toxicity, in_cascade_band
+from toxsieve.schemas import Stage
 
 # --- Hugging Face models through RunInference ------------------------------------------
+
+
+class ChunkFailure:
+    """What a chunk that could not be tokenised or scored carries instead of probabilities."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return ChunkFailure, (self.error,)
+
+
+_LOGGED: set[str] = set()
+
+
+def _log_first_failure(message: str) -> None:
+    """The first failure of a kind per worker process, with its traceback (a bug shows, not only a count)."""
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        logging.getLogger(__name__).warning(message, exc_info=True)
 
 
 def _token_count(element: Any) -> int:
@@ -77,9 +100,18 @@ class ToxicityModelHandler(ModelHandler[Sequence[int], PredictionResult, Any]):
 
     def run_inference(self, batch: Sequence[Sequence[int]], model: Any,
                       inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
+        """Probabilities per chunk. When the model raises on a batch, each chunk alone; a chunk it raises on
+        alone gets a ``ChunkFailure`` (its document becomes a dead letter), not a failed pipeline."""
         from toxsieve.classifiers.transformer import infer_token_batches
 
-        probs = infer_token_batches(model, batch, self.token_budget, max_rows=self.max_rows)
+        try:
+            probs = infer_token_batches(model, batch, self.token_budget, max_rows=self.max_rows)
+        except Exception as exc:  # noqa: BLE001 - one bad chunk costs its document, not the run
+            if len(batch) > 1:
+                return [result for ids in batch for result in self.run_inference([ids], model, inference_args)]
+            _log_first_failure("the toxicity checkpoint failed on a chunk; its document is dead-lettered")
+            Metrics.counter("toxicity", "failed").inc()
+            return [PredictionResult(len(batch[0]), ChunkFailure(f"{type(exc).__name__}: {exc}"), self.path)]
         return [PredictionResult(len(ids), row, self.path) for ids, row in zip(batch, probs, strict=True)]
 
     def get_num_bytes(self, batch: Sequence[Sequence[int]]) -> int:
@@ -104,35 +136,58 @@ class _TokenizeFn(beam.DoFn):
         self._tok = self._shared.acquire(lambda: _Holder(load_tokenizer(self.path), "", ""))
         self._limit = model_max_length(self.path, self.max_length)
 
-    def process(self, keyed: tuple[str, Document]) -> Iterator[tuple[tuple[str, int], list[int]]]:
+    def process(self, keyed: tuple[str, Document]) -> Iterator[tuple[tuple[str, int], list[int]] | tuple[str, ChunkFailure]]:
+        """((key, chunk index), token ids) per chunk, or (key, ChunkFailure) when tokenising raises."""
         from toxsieve.classifiers.transformer import tokenize_chunks
 
         key, doc = keyed
-        for i, ids in enumerate(tokenize_chunks(self._tok.classifier, doc.text or "", self._limit)):
+        try:
+            chunks = list(tokenize_chunks(self._tok.classifier, doc.text or "", self._limit))
+        except Exception as exc:  # noqa: BLE001 - one bad document costs that document
+            _log_first_failure("tokenising a document for the toxicity checkpoint failed; it is dead-lettered")
+            Metrics.counter("toxicity", "failed").inc()
+            yield key, ChunkFailure(f"{type(exc).__name__}: {exc}")
+            return
+        for i, ids in enumerate(chunks):
             yield (key, i), ids
 
 
+def _is_failure(element: tuple[Any, Any]) -> bool:
+    return isinstance(element[1], ChunkFailure)
+
+
 class _MaxOverChunks(beam.CombineFn):
-    """Element-wise max of chunk probabilities, and the chunk count."""
+    """Element-wise max of chunk probabilities, the chunk count, and the first error of a failed chunk."""
 
-    def create_accumulator(self) -> tuple[np.ndarray | None, int]:
-        return None, 0
+    def create_accumulator(self) -> tuple[np.ndarray | None, int, str | None]:
+        return None, 0, None
 
-    def add_input(self, acc: tuple[np.ndarray | None, int], row: np.ndarray) -> tuple[np.ndarray | None, int]:
-        best, n = acc
-        return (row.copy() if best is None else np.maximum(best, row)), n + 1
+    def add_input(self, acc: tuple[np.ndarray | None, int, str | None],
+                  row: np.ndarray | ChunkFailure) -> tuple[np.ndarray | None, int, str | None]:
+        best, n, error = acc
+        if isinstance(row, ChunkFailure):
+            return best, n + 1, error or row.error
+        return (row.copy() if best is None else np.maximum(best, row)), n + 1, error
 
-    def merge_accumulators(self, accs: Iterable[tuple[np.ndarray | None, int]]) -> tuple[np.ndarray | None, int]:
+    def merge_accumulators(self, accs: Iterable[tuple[np.ndarray | None, int, str | None]]
+                           ) -> tuple[np.ndarray | None, int, str | None]:
         best: np.ndarray | None = None
         total = 0
-        for row, n in accs:
+        error: str | None = None
+        for row, n, err in accs:
             total += n
+            error = error or err
             if row is not None:
                 best = row.copy() if best is None else np.maximum(best, row)
-        return best, total
+        return best, total, error
 
-    def extract_output(self, acc: tuple[np.ndarray | None, int]) -> tuple[np.ndarray | None, int]:
+    def extract_output(self, acc: tuple[np.ndarray | None, int, str | None]) -> tuple[np.ndarray | None, int, str | None]:
         return acc
+
+
+def _by_document(kv: tuple[tuple[str, int], PredictionResult]) -> tuple[str, np.ndarray | ChunkFailure]:
+    inference = kv[1].inference
+    return kv[0][0], inference if isinstance(inference, ChunkFailure) else np.asarray(inference, dtype=np.float32)
 
 
 class ScoreWithTransformer(beam.PTransform):
@@ -149,13 +204,17 @@ class ScoreWithTransformer(beam.PTransform):
         handler = ToxicityModelHandler(self.path, self.cfg.device, self.cfg.max_length, self.cfg.token_budget,
                                        self.cfg.max_batch_size, self.cfg.share_model_across_processes,
                                        max_chunk_tokens=model_max_length(self.path, self.cfg.max_length))
-        return (
-            keyed_docs
-            | "Tokenize" >> beam.ParDo(_TokenizeFn(self.path, self.cfg.max_length))
+        tokenized = keyed_docs | "Tokenize" >> beam.ParDo(_TokenizeFn(self.path, self.cfg.max_length))
+        # two single-output steps, not a tagged output: Beam's DaskRunner hands every tag to every consumer
+        failed = tokenized | "TokenizeFailed" >> beam.Filter(_is_failure)
+        scored = (
+            tokenized
+            | "Chunks" >> beam.Filter(lambda element: not _is_failure(element))
             | "RunInference" >> _with_accelerator(RunInference(KeyedModelHandler(handler)), self.cfg.accelerator)
-            | "ByDocument" >> beam.Map(lambda kv: (kv[0][0], np.asarray(kv[1].inference, dtype=np.float32)))
-            | "MaxOverChunks" >> beam.CombinePerKey(_MaxOverChunks())
+            | "ByDocument" >> beam.Map(_by_document)
         )
+        return (scored, failed) | "WithFailures" >> beam.Flatten() | "MaxOverChunks" >> beam.CombinePerKey(
+            _MaxOverChunks())
 
 
 def _with_accelerator(transform: beam.PTransform, accelerator: str | None) -> beam.PTransform:
@@ -172,14 +231,18 @@ class _JoinTransformerScores(beam.DoFn):
         self.name = name
         self.sha256 = sha256
 
-    def process(self, item: tuple[str, dict[str, list[Any]]]) -> Iterator[Document]:
+    def process(self, item: tuple[str, dict[str, list[Any]]]) -> Iterator[Document | DeadLetter]:
         _, joined = item
         scores = joined["scores"]
         for entry in joined["docs"]:
             doc, fast_score = entry
-            if not scores or scores[0][0] is None:
-                raise RuntimeError(f"no transformer score for document {doc.doc_id}")
-            probs, n_chunks = scores[0]
+            error = scores[0][2] if scores else "no score came back from RunInference"
+            if error is None and scores[0][0] is None:
+                error = "the document has no chunk to score"
+            if error is not None:  # a chunk the tokenizer or the model raised on: the document only
+                yield stage_failure(Stage.TOXICITY.value, doc, RuntimeError(f"checkpoint {self.name}: {error}"))
+                continue
+            probs, n_chunks, _ = scores[0]
             label_scores = {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
             out = apply_toxicity(doc, label_scores, self.toxic, self.name, self.sha256, n_chunks, self.cfg,
                                  fast_score=fast_score)

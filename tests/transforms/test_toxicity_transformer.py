@@ -181,3 +181,40 @@ def test_cascade_sends_only_the_uncertain_band_to_the_checkpoint(tiny: Path) -> 
     with BeamTestPipeline(runner=local_runner()) as p:
         kept, removed = p | beam.Create(docs) | ScoreToxicity(cfg)
         assert_that((kept, removed) | beam.Flatten(), check)
+
+
+def test_a_chunk_the_checkpoint_raises_on_dead_letters_its_document_only(tiny: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model raises on any batch holding the poison chunk ("hate" is token 20): the batch is re-run
+    chunk by chunk, the poison document becomes a StageError dead letter and every other one is scored
+    as in-process scoring scores it."""
+    from toxsieve.classifiers import transformer
+    from toxsieve.pipelines.document import DeadLetter
+
+    real = transformer.infer_token_batches
+
+    def infer(model, chunks, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if any(20 in ids for ids in chunks):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(model, chunks, *args, **kwargs)
+
+    docs = [Document(f"d{i:02d}", "mem://x", i, "jsonl", text=t, language="en") for i, t in enumerate(
+        ["you are an idiot", "nice day", "this is stupid and i hate that", "good morning people",
+         "the garden flowers love the sun and rain"] * 3)]
+    poison = {d.doc_id for d in docs if "hate" in (d.text or "")}
+    clf = TransformerToxicityClassifier(tiny, device="cpu")
+    expected = {d.doc_id: round(float(p[1]), 4) for d, p in zip(docs, clf.predict([d.text or "" for d in docs]),
+                                                                  strict=True) if d.doc_id not in poison}
+    monkeypatch.setattr(transformer, "infer_token_batches", infer)
+    cfg = ToxicityConfig(model=str(tiny), device="cpu", mode="annotate", token_budget=64)
+
+    def check(out: list[Document | DeadLetter]) -> None:
+        dead = [e for e in out if isinstance(e, DeadLetter)]
+        assert sorted(d.source_offset for d in dead) == sorted(int(i[1:]) for i in poison)
+        assert all(d.error_type == "StageError" and "illegal memory access" in d.error for d in dead)
+        scored = {d.doc_id: round(float(d.toxicity_score or 0), 4) for d in out if isinstance(d, Document)}
+        assert scored == expected
+
+    with BeamTestPipeline(runner=local_runner()) as p:
+        kept, removed = p | beam.Create(docs) | ScoreToxicity(cfg)
+        assert_that((kept, removed) | beam.Flatten(), check)
