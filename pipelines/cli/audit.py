@@ -261,7 +261,7 @@ def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
                   if (not stage or st.name == stage)]
     flag_columns = [c for st in annotating for c in ("doc_id", "url", st.flag_column,
                                                       *(st.column(sig.name) for sig in st.signals))]
-    for batch in record_batches(_parquet_files(out, "metadata"), [*METADATA_COLUMNS, *flag_columns]):
+    for batch in record_batches(_parquet_files(out, "metadata"), list(dict.fromkeys([*METADATA_COLUMNS, *flag_columns]))):
         _add_metadata(report, batch)
         for st in annotating:
             _add_flags(report, batch, st, examples, reason)
@@ -292,7 +292,9 @@ def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples:
     if not pc.any(pc.is_valid(flags)).as_py():
         return
     counts = pc.value_counts(flags.drop_null())
-    signals = [stage.column(sig.name) for sig in stage.signals if stage.column(sig.name) in batch.schema.names]
+    fixed = ["doc_id", "url", "language", "decision"]
+    signals = [c for c in dict.fromkeys(stage.column(sig.name) for sig in stage.signals)
+               if c in batch.schema.names and c not in fixed]
     for flag, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
         key = (stage.name, flag)
         report.flags[key] = report.flags.get(key, 0) + n
@@ -303,7 +305,7 @@ def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples:
         best = ids.take(pc.bottom_k_unstable(ids, min(examples, len(ids))))
         picked = pc.is_in(batch.column("doc_id"), value_set=best)
         chosen = batch.filter(pc.and_(pc.fill_null(rows, False), picked))
-        found = chosen.select(["doc_id", "url", "language", "decision", *signals]).to_pylist()
+        found = chosen.select([*fixed, *signals]).to_pylist()
         merged = sorted(report.flag_examples.get(key, []) + found, key=lambda r: (r["doc_id"], r.get("url") or ""))
         report.flag_examples[key] = merged[:examples]
 

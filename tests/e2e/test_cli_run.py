@@ -478,6 +478,12 @@ def test_set_overrides_the_config_file_and_a_bad_key_stops_before_any_work(
     assert config["language"]["allowed"] == ["de"] and config["toxicity"]["enabled"] is False
     assert config["input"]["url_field"] == "metadata.url"  # the rest of --config stands
     capsys.readouterr()
+    # the audit lists what LID in annotate mode flagged, with the stored language and score as evidence
+    assert main(["audit", str(out), "--json", "--stage", "language", "--examples", "1"]) == 0
+    flagged = json.loads(capsys.readouterr().out)["flagged"]
+    assert [(f["stage"], f["reason"], f["documents"]) for f in flagged] == [
+        ("language", "language_not_allowed", sum(m["language_flag"] == "language_not_allowed" for m in meta))]
+    assert flagged[0]["examples"][0]["language"] != "de" and flagged[0]["examples"][0]["language_score"] > 0
     bad = tmp_path / "bad"
     assert _run(bad, "--set", "language.alowed=[de]") == 2
     assert "unknown config key 'language.alowed'" in capsys.readouterr().err
