@@ -1,5 +1,6 @@
-"""The thin Beam shell of the stages that are not declared: their DoFns (run in the signals chain of
-``runtime/passes.py``), a ``(kept, removed)`` PTransform each, the stats keys and the per-stage
+"""The per-document Beam shell that is not a declared stage's (those run through
+``pipelines/stages/apply.py``): ExtractText's DoFn (run in the signals chain of ``runtime/passes.py``)
+and its ``(kept, removed)`` PTransform, the removal counters, the stats keys and the per-stage
 balance checks.
 
 A ``(kept, removed)`` pair is split with two single-output ParDos rather than a multi-output ParDo,

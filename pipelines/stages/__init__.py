@@ -13,7 +13,8 @@ Importing this package loads only the declarations (no Beam, nothing else from t
 The folder also holds the cores of the stages that are not declared (``extract``, ``blocklists``
 (the matchers ``url_blocklist`` and ``word_blocklist`` load), ``toxicity``,
 ``dedup_exact``, ``near_dedup`` with ``minhash`` and its Beam graph ``near_dedup_beam``); their
-per-document Beam steps are in ``runtime/transforms.py``.
+Beam steps: extraction's in ``runtime/transforms.py``, toxicity's in ``runtime/fast_scoring.py`` and
+``runtime/inference.py``, dedup's in ``runtime/passes.py`` (pass 2).
 """
 
 from __future__ import annotations
