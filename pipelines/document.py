@@ -102,6 +102,13 @@ def excerpt(data: bytes | str, limit: int = 200) -> str:
     return repr(data[:limit])[1:-1]
 
 
+def stage_failure(stage: str, doc: Document, exc: Exception) -> DeadLetter:
+    """The dead letter of a document a stage raised on: where it came from, the stage and the error."""
+    message = f"stage {stage} raised {type(exc).__name__}: {exc}"
+    return DeadLetter(doc.source_path, doc.source_offset, doc.source_format, "StageError", message[:2000],
+                      excerpt(doc.text if doc.text is not None else doc.url or ""))
+
+
 def _fast_reduce(self: Any) -> tuple[Any, tuple[Any, ...]]:
     # Beam pickles these between stages; the dataclass default for frozen slots classes walks
     # dataclasses.fields() per object. A positional tuple is ~20 % cheaper per document.

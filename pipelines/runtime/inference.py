@@ -26,7 +26,7 @@ from apache_beam.utils import shared
 
 from toxsieve.classifiers.base import sha256_path
 from toxsieve.pipelines.config import DEFAULT_ROUTE, Route, ToxicityConfig, route_of
-from toxsieve.pipelines.document import DeadLetter, Document
+from toxsieve.pipelines.document import DeadLetter, Document, stage_failure
 from toxsieve.pipelines.runtime.fast_scoring import (  # noqa: F401 - re-exported: the fast path lives there
     FastScored,
     _count,
@@ -38,7 +38,6 @@ from toxsieve.pipelines.runtime.fast_scoring import (  # noqa: F401 - re-exporte
     is_hf_model_dir,
 )
 from toxsieve.pipelines.runtime.transforms import SplitRemovals, inner_tally
-from toxsieve.pipelines.stages.apply import stage_failure
 from toxsieve.pipelines.stages.toxicity import apply_toxicity, in_cascade_band
 from toxsieve.schemas import Stage
 

@@ -48,7 +48,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from toxsieve.pipelines.config import Config, NearDedupConfig, OutputConfig
-from toxsieve.pipelines.document import DeadLetter, Document
+from toxsieve.pipelines.document import DeadLetter, Document, stage_failure
 from toxsieve.pipelines.io.outputs import Row, audit_row, curated_row, dead_letter_row, metadata_row, row_size
 from toxsieve.pipelines.io.readers import detect_format, read_shard
 from toxsieve.pipelines.runtime import progress
@@ -62,7 +62,7 @@ from toxsieve.pipelines.runtime.transforms import (
     funnel_keys,
 )
 from toxsieve.pipelines.stages import in_phase, stat_keys
-from toxsieve.pipelines.stages.apply import _DeclaredStageFn, stage_failure
+from toxsieve.pipelines.stages.apply import _DeclaredStageFn
 from toxsieve.pipelines.stages.dedup_exact import exact_duplicate_removal
 from toxsieve.pipelines.stages.minhash import keeper_rank
 from toxsieve.pipelines.stages.near_dedup import ClusterDecision, apply_decision, make_hasher, node_id, sketch_batch

@@ -12,6 +12,7 @@ document text crosses a shuffle, ``docs/architecture.md``.)
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,12 +24,13 @@ from toxsieve.pipelines.config import (
     ExtractConfig,
     LimitsConfig,
 )
-from toxsieve.pipelines.document import Document
+from toxsieve.pipelines.document import DeadLetter, Document, stage_failure
 from toxsieve.pipelines.io.outputs import Row
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.bounds import ExtractionWorker
 from toxsieve.pipelines.stages.extract import extract_document
 from toxsieve.pipelines.stages.toxicity import flagged_at
+from toxsieve.schemas import Stage
 
 Split = tuple[beam.PCollection, beam.PCollection]
 
@@ -79,13 +81,23 @@ class _ExtractFn(beam.DoFn):
         self.cfg = cfg
         self.limits = limits or LimitsConfig()
         self._worker: ExtractionWorker | None = None
+        self._failures = 0
 
     def setup(self) -> None:
         # One time-limited extraction process per DoFn instance, started on the first complex page.
         self._worker = ExtractionWorker(self.limits.extract_timeout_s)
 
-    def process(self, doc: Document) -> Iterator[Document]:
-        out = extract_document(doc, self.cfg, self.limits, self._worker.extract if self._worker else None)
+    def process(self, doc: Document) -> Iterator[Document | DeadLetter]:
+        try:
+            out = extract_document(doc, self.cfg, self.limits, self._worker.extract if self._worker else None)
+        except Exception as exc:  # noqa: BLE001 - what the bounds do not name costs this page only
+            if not self._failures:
+                logging.getLogger(__name__).warning("extraction failed on %s@%d; the record is dead-lettered",
+                                                    doc.source_path, doc.source_offset, exc_info=True)
+            self._failures += 1
+            Metrics.counter("extract", "failed").inc()
+            yield stage_failure(Stage.EXTRACT.value, doc, exc)
+            return
         progress.PROGRESS.add("extracted")
         count_removal(out)
         yield out

@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
-from toxsieve.pipelines.document import DeadLetter, Document, excerpt
+from toxsieve.pipelines.document import DeadLetter, Document, stage_failure
 from toxsieve.pipelines.runtime import progress
 from toxsieve.pipelines.runtime.transforms import Split, SplitRemovals, count_removal
 from toxsieve.pipelines.stages import BY_NAME, STAGES, DeclaredStage
@@ -110,12 +110,6 @@ class _DeclaredStageFn(beam.DoFn):
         Metrics.counter(self.name, "failed").inc()
         return stage_failure(self.name, doc, exc)
 
-
-def stage_failure(stage: str, doc: Document, exc: Exception) -> DeadLetter:
-    """The dead letter of a document a stage raised on: where it came from, the stage and the error."""
-    message = f"stage {stage} raised {type(exc).__name__}: {exc}"
-    return DeadLetter(doc.source_path, doc.source_offset, doc.source_format, "StageError", message[:2000],
-                      excerpt(doc.text if doc.text is not None else doc.url or ""))
 
 
 class ApplyDeclaredStage(beam.PTransform):

@@ -80,6 +80,23 @@ def test_a_toxicity_model_raising_on_one_document_dead_letters_it(tmp_path: Path
     assert all(m["toxicity_score"] is not None for m in meta)  # the rest of its batch was scored one by one
 
 
+def test_extraction_raising_outside_its_bounds_dead_letters_the_page(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from toxsieve.pipelines.stages import extract
+
+    real = extract.normalize_text
+
+    def normalize_text(text):  # type: ignore[no-untyped-def]
+        if MARKER in text:
+            raise RuntimeError("cannot handle this page")  # not one of the errors extraction's bounds name
+        return real(text)
+
+    monkeypatch.setattr(extract, "normalize_text", normalize_text)
+    out = tmp_path / "out"
+    assert _run(out, _inputs(tmp_path)) == 0
+    _check(out, "extract")
+
+
 def test_the_sample_without_failures_has_no_stage_errors(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run_on_sample(out, DEMO_CONFIG) == 0
