@@ -4,8 +4,8 @@
 
 Generates a run directory with the real schemas (metadata/ with every column, kept/ with texts,
 removed/ with truncated texts, stats.json, manifest.json): languages, removals by stage, toxicity
-scores (null for one unsupported language), lengths, near-duplicate clusters and blocklist matches
-drawn from fixed distributions with a fixed seed. Then each step runs in its own process (so its
+scores (null for one unsupported language), lengths, near-duplicate clusters, blocklist matches and
+C4 / FineWeb annotate-mode flags, drawn from fixed distributions with a fixed seed. Then each step runs in its own process (so its
 peak RSS is its own): the previous audit (row-by-row Python, from git history, as the baseline),
 the new audit, the HTML report, and the dapt and conditioned exports.
 """
@@ -72,6 +72,7 @@ def generate(root: Path, rows: int, seed: int = 0) -> None:
             edge += p
         removed = stage_idx >= 0
         reaches_lid = ~np.isin(stage_idx, [0, 1, 2])
+        reaches_quality = ~np.isin(stage_idx, [0, 1, 2, 3, 4])  # C4 and FineWeb run after the word lists
         n_chars = np.clip(rng.lognormal(6.8, 1.0, n), 20, 200_000).astype(np.int64)
         n_chars[stage_idx == 2] = rng.integers(1, 200, int((stage_idx == 2).sum()))
         supported = LANGS.index("yo") != lang
@@ -102,6 +103,13 @@ def generate(root: Path, rows: int, seed: int = 0) -> None:
             "reason": [REMOVALS[k][1] if k >= 0 else None for k in stage_idx],
             "duplicate_of": [None] * n,
             "toxicity_supported": pa.array(supported, mask=removed),
+            # C4 and FineWeb in annotate mode, as the default config runs them: flags (shares from the
+            # 1M-document scaling run: 21 % and 7.6 %) and one signal each, on documents that reach them
+            "c4_sentences": pa.array(rng.integers(0, 40, n), mask=~reaches_quality),
+            "c4_flag": pa.array(np.where(rng.random(n) < 0.21, "c4_too_few_sentences", None), mask=~reaches_quality),
+            "fineweb_line_punct_frac": pa.array(rng.random(n).astype(np.float32), mask=~reaches_quality),
+            "fineweb_flag": pa.array(np.where(rng.random(n) < 0.076, "fineweb_line_punct", None),
+                                     mask=~reaches_quality),
         }
         pq.write_table(_table(meta, METADATA_SCHEMA, n), root / "metadata" / f"part-{f:05d}.parquet", compression="zstd")
         starts = rng.integers(0, len(base) - 2000, n)
@@ -146,6 +154,7 @@ def generate(root: Path, rows: int, seed: int = 0) -> None:
     (root / "stats.json").write_text(json.dumps(stats, indent=2))
     config = {"toxicity": {"enabled": True, "model": "fasttext", "mode": "annotate", "threshold": 0.9,
                            "threshold_per_language": {"zh": 0.8}, "cascade_model": None},
+              "quality": {"c4": {"enabled": True, "mode": "annotate"}, "fineweb": {"enabled": True, "mode": "annotate"}},
               "output": {"removed_text": "truncated"}}
     (root / "manifest.json").write_text(json.dumps({"run_id": "bench", "config": config, "inputs": {"files": []},
                                                     "models": [], "lists": []}, indent=2))

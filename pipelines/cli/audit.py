@@ -259,12 +259,20 @@ def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
                 break
     annotating = [st for st in annotate_stages(report.manifest.get("config") or {})
                   if (not stage or st.name == stage)]
-    flag_columns = [c for st in annotating for c in ("doc_id", "url", st.flag_column,
-                                                      *(st.column(sig.name) for sig in st.signals))]
-    for batch in record_batches(_parquet_files(out, "metadata"), list(dict.fromkeys([*METADATA_COLUMNS, *flag_columns]))):
-        _add_metadata(report, batch)
-        for st in annotating:
-            _add_flags(report, batch, st, examples, reason)
+    # flags: pass 1 reads doc_id and the flag columns and remembers where the examples are; pass 2
+    # reads their url and signals from those row groups only
+    flag_columns = ["doc_id", *(st.flag_column for st in annotating)] if annotating else []
+    columns = list(dict.fromkeys([*METADATA_COLUMNS, *flag_columns]))
+    files = _parquet_files(out, "metadata")
+    candidates: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+    for file_index, path in enumerate(files):
+        offset = 0
+        for batch in record_batches([path], columns):
+            _add_metadata(report, batch)
+            for st in annotating:
+                _add_flags(report, batch, st, examples, reason, candidates, (file_index, offset))
+            offset += batch.num_rows
+    _flag_examples(report, files, annotating, candidates)
     return report
 
 
@@ -282,8 +290,10 @@ def annotate_stages(config: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples: int, reason: str | None) -> None:
-    """Counts and the smallest doc_ids per reason of one annotate-mode stage's flag column."""
+def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples: int, reason: str | None,
+               candidates: dict[tuple[str, str], list[tuple[str, int, int]]], where: tuple[int, int]) -> None:
+    """Counts per reason of one annotate-mode stage's flag column, and the (doc_id, file, row) of the
+    smallest doc_ids so far (``where``: this batch's file index and first row)."""
     if stage.flag_column not in batch.schema.names:
         return
     flags = batch.column(stage.flag_column)
@@ -292,22 +302,38 @@ def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples:
     if not pc.any(pc.is_valid(flags)).as_py():
         return
     counts = pc.value_counts(flags.drop_null())
-    fixed = ["doc_id", "url", "language", "decision"]
-    signals = [c for c in dict.fromkeys(stage.column(sig.name) for sig in stage.signals)
-               if c in batch.schema.names and c not in fixed]
     for flag, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
         key = (stage.name, flag)
         report.flags[key] = report.flags.get(key, 0) + n
         if examples <= 0:
             continue
-        rows = pc.equal(flags, flag)
-        ids = pc.filter(batch.column("doc_id"), rows)
-        best = ids.take(pc.bottom_k_unstable(ids, min(examples, len(ids))))
-        picked = pc.is_in(batch.column("doc_id"), value_set=best)
-        chosen = batch.filter(pc.and_(pc.fill_null(rows, False), picked))
-        found = chosen.select([*fixed, *signals]).to_pylist()
-        merged = sorted(report.flag_examples.get(key, []) + found, key=lambda r: (r["doc_id"], r.get("url") or ""))
-        report.flag_examples[key] = merged[:examples]
+        rows = np.flatnonzero(pc.fill_null(pc.equal(flags, flag), False).to_numpy(zero_copy_only=False))
+        ids = batch.column("doc_id").take(pa.array(rows))
+        best = pc.bottom_k_unstable(ids, min(examples, len(ids))).to_numpy(zero_copy_only=False)
+        found = [(doc_id, where[0], where[1] + int(rows[i]))
+                 for doc_id, i in zip(ids.take(pa.array(best)).to_pylist(), best.tolist(), strict=True)]
+        candidates[key] = sorted(candidates.get(key, []) + found)[:examples]
+
+
+def _flag_examples(report: AuditReport, files: list[Path], stages: list[Any],
+                   candidates: dict[tuple[str, str], list[tuple[str, int, int]]]) -> None:
+    """The example rows of every flag: doc_id, url, language, decision and the stage's stored signals."""
+    fixed = ["doc_id", "url", "language", "decision"]
+    signals = {st.name: [c for c in dict.fromkeys(st.column(sig.name) for sig in st.signals) if c not in fixed]
+               for st in stages}
+    columns = list(dict.fromkeys([*fixed, *(c for cols in signals.values() for c in cols)]))
+    wanted: dict[int, set[int]] = {}
+    for bucket in candidates.values():
+        for _, file_index, row in bucket:
+            wanted.setdefault(file_index, set()).add(row)
+    rows_at: dict[tuple[int, int], dict[str, Any]] = {}
+    for file_index, rows in sorted(wanted.items()):
+        ordered = sorted(rows)
+        for row, found in zip(ordered, _read_rows(files[file_index], ordered, columns), strict=True):
+            rows_at[(file_index, row)] = found
+    for (name, flag), bucket in candidates.items():
+        keep = [*fixed, *signals[name]]
+        report.flag_examples[(name, flag)] = [{c: rows_at[(fi, row)].get(c) for c in keep} for _, fi, row in bucket]
 
 
 def _load_removals(report: AuditReport, files: list[Path], examples: int, stage: str | None,
