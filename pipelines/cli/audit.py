@@ -34,10 +34,15 @@ THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 SCORE_BINS = 50  # toxicity histograms: bins of 0.02 over [0, 1]
 LENGTH_BINS_PER_DECADE = 4  # document lengths: log-spaced bins, 1 to 10^7 characters
 LENGTH_DECADES = 7
+FLAG_ROW_COLUMNS = ("doc_id", "url", "language", "decision")  # a flag example's fixed columns, then its signals
 NO_LANGUAGE = "(none)"  # documents removed before language identification
 BATCH_ROWS = 65_536
 METADATA_COLUMNS = ["language", "decision", "stage", "n_chars", "toxicity_score", "toxicity_flagged",
                     "toxicity_supported", "near_dup_cluster_size", "blocklist_terms", "url_blocklist_category"]
+
+
+# examples to read: (stage, reason) -> (doc_id, file index, row) of the smallest doc_ids, smallest first
+Candidates = dict[tuple[str, str], list[tuple[str, int, int]]]
 
 
 class AuditError(ValueError):
@@ -264,7 +269,7 @@ def load_report(output: str | Path, examples: int = 5, stage: str | None = None,
     flag_columns = ["doc_id", *(st.flag_column for st in annotating)] if annotating else []
     columns = list(dict.fromkeys([*METADATA_COLUMNS, *flag_columns]))
     files = _parquet_files(out, "metadata")
-    candidates: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+    candidates: Candidates = {}
     for file_index, path in enumerate(files):
         offset = 0
         for batch in record_batches([path], columns):
@@ -291,7 +296,7 @@ def annotate_stages(config: dict[str, Any]) -> list[Any]:
 
 
 def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples: int, reason: str | None,
-               candidates: dict[tuple[str, str], list[tuple[str, int, int]]], where: tuple[int, int]) -> None:
+               candidates: Candidates, where: tuple[int, int]) -> None:
     """Counts per reason of one annotate-mode stage's flag column, and the (doc_id, file, row) of the
     smallest doc_ids so far (``where``: this batch's file index and first row)."""
     if stage.flag_column not in batch.schema.names:
@@ -308,29 +313,15 @@ def _add_flags(report: AuditReport, batch: pa.RecordBatch, stage: Any, examples:
         if examples <= 0:
             continue
         rows = np.flatnonzero(pc.fill_null(pc.equal(flags, flag), False).to_numpy(zero_copy_only=False))
-        ids = batch.column("doc_id").take(pa.array(rows))
-        best = pc.bottom_k_unstable(ids, min(examples, len(ids))).to_numpy(zero_copy_only=False)
-        found = [(doc_id, where[0], where[1] + int(rows[i]))
-                 for doc_id, i in zip(ids.take(pa.array(best)).to_pylist(), best.tolist(), strict=True)]
-        candidates[key] = sorted(candidates.get(key, []) + found)[:examples]
+        _keep_smallest(candidates, key, batch.column("doc_id"), rows, examples, where)
 
 
-def _flag_examples(report: AuditReport, files: list[Path], stages: list[Any],
-                   candidates: dict[tuple[str, str], list[tuple[str, int, int]]]) -> None:
+def _flag_examples(report: AuditReport, files: list[Path], stages: list[Any], candidates: Candidates) -> None:
     """The example rows of every flag: doc_id, url, language, decision and the stage's stored signals."""
-    fixed = ["doc_id", "url", "language", "decision"]
+    fixed = list(FLAG_ROW_COLUMNS)
     signals = {st.name: [c for c in dict.fromkeys(st.column(sig.name) for sig in st.signals) if c not in fixed]
                for st in stages}
-    columns = list(dict.fromkeys([*fixed, *(c for cols in signals.values() for c in cols)]))
-    wanted: dict[int, set[int]] = {}
-    for bucket in candidates.values():
-        for _, file_index, row in bucket:
-            wanted.setdefault(file_index, set()).add(row)
-    rows_at: dict[tuple[int, int], dict[str, Any]] = {}
-    for file_index, rows in sorted(wanted.items()):
-        ordered = sorted(rows)
-        for row, found in zip(ordered, _read_rows(files[file_index], ordered, columns), strict=True):
-            rows_at[(file_index, row)] = found
+    rows_at = _rows_at(files, candidates, list(dict.fromkeys([*fixed, *(c for cols in signals.values() for c in cols)])))
     for (name, flag), bucket in candidates.items():
         keep = [*fixed, *signals[name]]
         report.flag_examples[(name, flag)] = [{c: rows_at[(fi, row)].get(c) for c in keep} for _, fi, row in bucket]
@@ -341,7 +332,7 @@ def _load_removals(report: AuditReport, files: list[Path], examples: int, stage:
     """Counts per (stage, reason), then the rows of the smallest doc_ids per reason: pass 1 reads three
     columns and remembers where the candidates are (file, row); pass 2 reads only their row groups."""
     keep = 2 * examples  # a few spare candidates, for rows that share a doc_id (ordered by url, detail)
-    candidates: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+    candidates: Candidates = {}
     for file_index, path in enumerate(files):
         offset = 0
         for batch in record_batches([path], ["stage", "reason", "doc_id"]):
@@ -360,21 +351,36 @@ def _load_removals(report: AuditReport, files: list[Path], examples: int, stage:
                 rows = np.flatnonzero(selected & (key_codes == code))
                 report.counts[(st, rs)] = report.counts.get((st, rs), 0) + len(rows)
                 if examples > 0:
-                    ids = batch.column("doc_id").take(pa.array(rows))
-                    best = pc.bottom_k_unstable(ids, min(keep, len(rows))).to_numpy(zero_copy_only=False)
-                    found = [(doc_id, file_index, start + int(rows[i]))
-                             for doc_id, i in zip(ids.take(pa.array(best)).to_pylist(), best.tolist(), strict=True)]
-                    candidates[(st, rs)] = sorted(candidates.get((st, rs), []) + found)[:keep]
+                    _keep_smallest(candidates, (st, rs), batch.column("doc_id"), rows, keep, (file_index, start))
+    rows_at = _rows_at(files, candidates, EXAMPLE_COLUMNS)
+    for key, bucket in candidates.items():
+        found = [rows_at[(file_index, row)] for _, file_index, row in bucket]
+        report.examples[key] = [_excerpt(r) for r in sorted(found, key=_order)[:examples]]
+
+
+def _keep_smallest(candidates: Candidates, key: tuple[str, str], doc_ids: pa.Array, rows: np.ndarray, keep: int,
+                   where: tuple[int, int]) -> None:
+    """Merge the ``keep`` smallest doc_ids among ``rows`` of a batch (``where``: its file index and first
+    row) into ``candidates[key]``."""
+    ids = doc_ids.take(pa.array(rows))
+    best = pc.bottom_k_unstable(ids, min(keep, len(rows))).to_numpy(zero_copy_only=False)
+    found = [(doc_id, where[0], where[1] + int(rows[i]))
+             for doc_id, i in zip(ids.take(pa.array(best)).to_pylist(), best.tolist(), strict=True)]
+    candidates[key] = sorted(candidates.get(key, []) + found)[:keep]
+
+
+def _rows_at(files: list[Path], candidates: Candidates, columns: list[str]) -> dict[tuple[int, int], dict[str, Any]]:
+    """The rows every candidate points at, by (file index, row), reading only the row groups that hold them."""
     wanted: dict[int, set[int]] = {}
     for bucket in candidates.values():
         for _, file_index, row in bucket:
             wanted.setdefault(file_index, set()).add(row)
-    rows_found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    out: dict[tuple[int, int], dict[str, Any]] = {}
     for file_index, rows in sorted(wanted.items()):
-        for row in _read_rows(files[file_index], sorted(rows), EXAMPLE_COLUMNS):
-            rows_found.setdefault((row["stage"], row["reason"]), []).append(row)
-    for key, bucket in rows_found.items():
-        report.examples[key] = [_excerpt(r) for r in sorted(bucket, key=_order)[:examples]]
+        ordered = sorted(rows)
+        for row, found in zip(ordered, _read_rows(files[file_index], ordered, columns), strict=True):
+            out[(file_index, row)] = found
+    return out
 
 
 def _read_rows(path: Path, rows: list[int], columns: list[str]) -> list[dict[str, Any]]:
@@ -437,8 +443,7 @@ _evidence = evidence
 
 def flag_evidence(row: dict[str, Any]) -> str:
     """The stored signals of a flagged document, one line (what ``decide`` saw)."""
-    skip = {"doc_id", "url", "language", "decision"}
-    parts = [f"{k}={_fmt_signal(v)}" for k, v in row.items() if k not in skip and v is not None]
+    parts = [f"{k}={_fmt_signal(v)}" for k, v in row.items() if k not in FLAG_ROW_COLUMNS and v is not None]
     return f"{row.get('language') or NO_LANGUAGE}, {row.get('decision')}: " + "; ".join(parts)
 
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from toxsieve.pipelines.runtime.fast_scoring import (  # noqa: F401 - re-exporte
     doc_key,
     is_hf_model_dir,
 )
-from toxsieve.pipelines.runtime.transforms import SplitRemovals, inner_tally
+from toxsieve.pipelines.runtime.transforms import SplitRemovals, inner_tally, log_first_failure
 from toxsieve.pipelines.stages.toxicity import apply_toxicity, in_cascade_band
 from toxsieve.schemas import Stage
 
@@ -52,16 +51,6 @@ class ChunkFailure:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return ChunkFailure, (self.error,)
-
-
-_LOGGED: set[str] = set()
-
-
-def _log_first_failure(message: str) -> None:
-    """The first failure of a kind per worker process, with its traceback (a bug shows, not only a count)."""
-    if message not in _LOGGED:
-        _LOGGED.add(message)
-        logging.getLogger(__name__).warning(message, exc_info=True)
 
 
 def _token_count(element: Any) -> int:
@@ -108,8 +97,8 @@ class ToxicityModelHandler(ModelHandler[Sequence[int], PredictionResult, Any]):
         except Exception as exc:  # noqa: BLE001 - one bad chunk costs its document, not the run
             if len(batch) > 1:
                 return [result for ids in batch for result in self.run_inference([ids], model, inference_args)]
-            _log_first_failure("the toxicity checkpoint failed on a chunk; its document is dead-lettered")
-            Metrics.counter("toxicity", "failed").inc()
+            log_first_failure("checkpoint", "the toxicity checkpoint failed on a chunk; its document is dead-lettered")
+            Metrics.counter(Stage.TOXICITY.value, "failed").inc()
             return [PredictionResult(len(batch[0]), ChunkFailure(f"{type(exc).__name__}: {exc}"), self.path)]
         return [PredictionResult(len(ids), row, self.path) for ids, row in zip(batch, probs, strict=True)]
 
@@ -143,8 +132,8 @@ class _TokenizeFn(beam.DoFn):
         try:
             chunks = list(tokenize_chunks(self._tok.classifier, doc.text or "", self._limit))
         except Exception as exc:  # noqa: BLE001 - one bad document costs that document
-            _log_first_failure("tokenising a document for the toxicity checkpoint failed; it is dead-lettered")
-            Metrics.counter("toxicity", "failed").inc()
+            log_first_failure("tokenizer", "tokenising a document for the toxicity checkpoint failed; it is dead-lettered")
+            Metrics.counter(Stage.TOXICITY.value, "failed").inc()
             yield key, ChunkFailure(f"{type(exc).__name__}: {exc}")
             return
         for i, ids in enumerate(chunks):

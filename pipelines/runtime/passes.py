@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import pickle
 import struct
 import time
@@ -48,7 +47,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from toxsieve.pipelines.config import Config, NearDedupConfig, OutputConfig
-from toxsieve.pipelines.document import DeadLetter, Document, stage_failure
+from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.io.outputs import Row, audit_row, curated_row, dead_letter_row, metadata_row, row_size
 from toxsieve.pipelines.io.readers import detect_format, read_shard
 from toxsieve.pipelines.runtime import progress
@@ -58,7 +57,9 @@ from toxsieve.pipelines.runtime.shuffle_meter import MeteredGroupByKey, Meters
 from toxsieve.pipelines.runtime.transforms import (
     STAGE_KEY,
     _ExtractFn,
+    alive,
     count_removal,
+    dead_letter_failure,
     funnel_keys,
 )
 from toxsieve.pipelines.stages import in_phase, stat_keys
@@ -146,16 +147,12 @@ class Sketched:
 
 def stage_order(cfg: Config) -> list[tuple[str, str]]:
     """(stats name, Stage value) of every enabled stage, in pipeline order."""
-    order = [(s.transform, s.name) for s in in_phase("url") if s.config_of(cfg).enabled]
+    order = [(s.transform, s.name) for s in in_phase("url", cfg)]
     order += [("ExtractText", Stage.EXTRACT.value)]
-    order += [(s.transform, s.name) for s in in_phase("text") if s.config_of(cfg).enabled]
+    order += [(s.transform, s.name) for s in in_phase("text", cfg)]
     enabled = {"DropExactDuplicates": cfg.exact_dedup.enabled, "DropNearDuplicates": cfg.near_dedup.enabled,
                "ScoreToxicity": cfg.toxicity.enabled}
     return order + [(name, stage) for name, stage in _DEDUP_ORDER if enabled[name]]
-
-
-def _alive(element: Any) -> bool:
-    return isinstance(element, Document) and element.removal is None
 
 
 def _dedup_candidate(doc: Document) -> bool:
@@ -206,7 +203,7 @@ class _OnKept(beam.DoFn):
         self._clock = _Clock(self.name)
 
     def process(self, element: Any) -> Iterator[Any]:
-        if _alive(element):
+        if alive(element):
             yield from self._clock.run(self.inner.process(element))
         elif isinstance(element, ShardEnd):
             yield self._clock.stamp(element)
@@ -232,7 +229,7 @@ class _ScoreKeptBatches(beam.DoFn):
         return iter(self._clock.batch(self._process(batch)))
 
     def _process(self, batch: Sequence[Any]) -> Iterator[Any]:
-        kept = [e for e in batch if _alive(e)]
+        kept = [e for e in batch if alive(e)]
         scored: dict[tuple[str, int], Any] = {}  # (path, offset): one input record
         for item in self._scored(kept):
             if isinstance(item, FastScored):
@@ -240,7 +237,7 @@ class _ScoreKeptBatches(beam.DoFn):
             else:  # the dead letter of a document the model raised on
                 scored[(item.source_path, item.source_offset)] = item
         for e in batch:
-            yield scored[(e.source_path, e.source_offset)] if _alive(e) else e
+            yield scored[(e.source_path, e.source_offset)] if alive(e) else e
 
     def _scored(self, docs: list[Document]) -> list[Any]:
         """The batch's scores; when the model raises on a batch, each document alone, and a document it
@@ -251,10 +248,7 @@ class _ScoreKeptBatches(beam.DoFn):
             return list(self.inner.process(docs))
         except Exception as exc:  # noqa: BLE001
             if len(docs) == 1:
-                logging.getLogger(__name__).warning("toxicity scoring failed on %s@%d; the record is dead-lettered",
-                                                    docs[0].source_path, docs[0].source_offset, exc_info=True)
-                Metrics.counter("toxicity", "failed").inc()
-                return [stage_failure(Stage.TOXICITY.value, docs[0], exc)]
+                return [dead_letter_failure(Stage.TOXICITY.value, docs[0], exc)]
         return [item for doc in docs for item in self._scored([doc])]
 
 
@@ -443,8 +437,7 @@ class _ResumeShardFn(beam.DoFn):
 def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
     """Every per-document stage on the reader's output, in order, as one linear fused chain."""
     def declared(phase: str) -> list[tuple[str, beam.DoFn]]:
-        return [(stage.transform, _DeclaredStageFn(stage.name, stage.config_of(cfg)))
-                for stage in in_phase(phase) if stage.config_of(cfg).enabled]
+        return [(stage.transform, _DeclaredStageFn(stage.name, stage.config_of(cfg))) for stage in in_phase(phase, cfg)]
 
     fns = declared("url")  # on the record as read: a page they remove is never parsed
     fns += [("ExtractText", _ExtractFn(cfg.extract, cfg.limits))]
@@ -462,8 +455,8 @@ def signals_chain(records: beam.PCollection, cfg: Config) -> beam.PCollection:
             # documents it scores leave the fused chain there and come back through a Flatten.
             from toxsieve.pipelines.runtime.inference import ScoreToxicity  # imports apache_beam.ml (torch)
 
-            kept = records | "ScoreToxicity/Kept" >> beam.Filter(_alive)
-            rest = records | "ScoreToxicity/Rest" >> beam.Filter(lambda e: not _alive(e))
+            kept = records | "ScoreToxicity/Kept" >> beam.Filter(alive)
+            rest = records | "ScoreToxicity/Rest" >> beam.Filter(lambda e: not alive(e))
             scored, removed = kept | "ScoreToxicity" >> ScoreToxicity(tox)
             records = (scored, removed, rest) | "ScoreToxicity/Merge" >> beam.Flatten()
     if cfg.near_dedup.enabled:

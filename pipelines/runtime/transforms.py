@@ -42,17 +42,38 @@ def count_removal(doc: Document) -> None:
         progress.PROGRESS.add(f"removed.{doc.removal.reason.value}")
 
 
+_LOGGED: set[str] = set()
+
+
+def log_first_failure(kind: str, message: str, *args: Any) -> None:
+    """Log (with the traceback being handled) the first failure of a ``kind`` in this worker process: a
+    bug shows in the log, the rest are counted and dead-lettered."""
+    if kind not in _LOGGED:
+        _LOGGED.add(kind)
+        logging.getLogger(__name__).warning(message, *args, exc_info=True)
+
+
+def dead_letter_failure(stage: str, doc: Document, exc: Exception) -> DeadLetter:
+    """A stage raised on ``doc``: log the first such failure, count it and dead-letter the document
+    (call it where the exception is handled)."""
+    log_first_failure(stage, "stage %s failed on %s@%d; the record is dead-lettered (first of its kind here)",
+                      stage, doc.source_path, doc.source_offset)
+    Metrics.counter(stage, "failed").inc()
+    return stage_failure(stage, doc, exc)
+
+
 class SplitRemovals(beam.PTransform):
     """(kept, not kept) from a PCollection of Documents, by ``doc.removal``; a DeadLetter a stage
     emitted (it raised on that document) goes with the removed ones."""
 
     def expand(self, docs: beam.PCollection) -> Split:
-        kept = docs | "Kept" >> beam.FlatMap(lambda d: [d] if _is_kept(d) else [])
-        removed = docs | "Removed" >> beam.FlatMap(lambda d: [] if _is_kept(d) else [d])
+        kept = docs | "Kept" >> beam.FlatMap(lambda d: [d] if alive(d) else [])
+        removed = docs | "Removed" >> beam.FlatMap(lambda d: [] if alive(d) else [d])
         return kept, removed
 
 
-def _is_kept(element: Any) -> bool:
+def alive(element: Any) -> bool:
+    """A Document no stage has removed (not a removed one, a dead letter or a marker)."""
     return isinstance(element, Document) and element.removal is None
 
 
@@ -81,7 +102,6 @@ class _ExtractFn(beam.DoFn):
         self.cfg = cfg
         self.limits = limits or LimitsConfig()
         self._worker: ExtractionWorker | None = None
-        self._failures = 0
 
     def setup(self) -> None:
         # One time-limited extraction process per DoFn instance, started on the first complex page.
@@ -91,12 +111,7 @@ class _ExtractFn(beam.DoFn):
         try:
             out = extract_document(doc, self.cfg, self.limits, self._worker.extract if self._worker else None)
         except Exception as exc:  # noqa: BLE001 - what the bounds do not name costs this page only
-            if not self._failures:
-                logging.getLogger(__name__).warning("extraction failed on %s@%d; the record is dead-lettered",
-                                                    doc.source_path, doc.source_offset, exc_info=True)
-            self._failures += 1
-            Metrics.counter("extract", "failed").inc()
-            yield stage_failure(Stage.EXTRACT.value, doc, exc)
+            yield dead_letter_failure(Stage.EXTRACT.value, doc, exc)
             return
         progress.PROGRESS.add("extracted")
         count_removal(out)

@@ -48,9 +48,11 @@ STAGES: tuple[DeclaredStage, ...] = tuple(
 BY_NAME: dict[str, DeclaredStage] = {stage.name: stage for stage in STAGES}
 
 
-def in_phase(phase: str) -> tuple[DeclaredStage, ...]:
-    """The declared stages that run in ``phase`` (``base.PHASES``), in pipeline order."""
-    return tuple(stage for stage in STAGES if stage.phase == phase)
+def in_phase(phase: str, cfg: Any = None) -> tuple[DeclaredStage, ...]:
+    """The declared stages that run in ``phase`` (``base.PHASES``), in pipeline order; given a run
+    config, only those it enables."""
+    return tuple(stage for stage in STAGES
+                 if stage.phase == phase and (cfg is None or stage.config_of(cfg).enabled))
 
 
 # The stages whose config is a section of quality: (the others name their own section).

@@ -9,7 +9,6 @@ rewritten (line cleaning). The Beam step is a ParDo and the two single-output Fl
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +16,9 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
-from toxsieve.pipelines.document import DeadLetter, Document, stage_failure
+from toxsieve.pipelines.document import DeadLetter, Document
 from toxsieve.pipelines.runtime import progress
-from toxsieve.pipelines.runtime.transforms import Split, SplitRemovals, count_removal
+from toxsieve.pipelines.runtime.transforms import Split, SplitRemovals, count_removal, dead_letter_failure
 from toxsieve.pipelines.stages import BY_NAME, STAGES, DeclaredStage
 from toxsieve.pipelines.stages.extract import text_hash
 
@@ -39,16 +38,11 @@ def check_signals(stage: DeclaredStage, signals: dict[str, Any]) -> None:
             raise TypeError(f"stage {stage.name}: signal {name}={value!r} is not {sig.type}")
 
 
-def decision_inputs(stage: DeclaredStage, signals: dict[str, Any], language: str | None) -> dict[str, Any]:
-    """What ``decide`` sees: the stage's signals and the document's language (all stored in metadata/)."""
-    return {"language": language, **signals}  # the language stage's own signal is the language
-
-
 def run_stage(stage: DeclaredStage, doc: Document, cfg: Any, loaded: Any = None) -> Document:
     """One declared stage on one document (pure); ``loaded`` is what the stage's ``load`` returned."""
     signals = stage.measure_signals(doc, cfg, loaded)
     check_signals(stage, signals)
-    removal = stage.decide(decision_inputs(stage, signals, doc.language), cfg)
+    removal = stage.decide(stage.decision_inputs(signals, doc.language), cfg)
     fields = {stage.column(k): v for k, v in signals.items() if k in stage.field_signals}
     columns = tuple((stage.column(k), v) for k, v in signals.items() if k not in stage.field_signals)
     columns += ((stage.flag_column, removal.reason.value if removal else None),)
@@ -78,7 +72,6 @@ class _DeclaredStageFn(beam.DoFn):
     def setup(self) -> None:
         self._stage = BY_NAME[self.name]
         self._flagged: dict[str, Any] = {}
-        self._failures = 0
         self._loaded: Any = None
         load, cfg = self._stage.load, self.cfg
         if load is not None:
@@ -90,7 +83,7 @@ class _DeclaredStageFn(beam.DoFn):
         try:
             out = run_stage(self._stage, doc, self.cfg, self._loaded)
         except Exception as exc:  # noqa: BLE001 - a document a stage cannot handle costs that document only
-            yield self._failed(doc, exc)
+            yield dead_letter_failure(self.name, doc, exc)
             return
         flag = out.signals[-1][1]
         if flag is not None and out.removal is None:  # annotate mode: what it would have removed
@@ -101,15 +94,6 @@ class _DeclaredStageFn(beam.DoFn):
         progress.PROGRESS.add(f"{self.name}_checked")
         count_removal(out)
         yield out
-
-    def _failed(self, doc: Document, exc: Exception) -> DeadLetter:
-        if not self._failures:  # the first one per worker with its traceback: a bug shows, not only a count
-            logging.getLogger(__name__).warning("stage %s failed on %s@%d; the record is dead-lettered",
-                                                self.name, doc.source_path, doc.source_offset, exc_info=True)
-        self._failures += 1
-        Metrics.counter(self.name, "failed").inc()
-        return stage_failure(self.name, doc, exc)
-
 
 
 class ApplyDeclaredStage(beam.PTransform):

@@ -122,9 +122,14 @@ class DeclaredStage:
         """``score`` with what ``load`` returned, for a stage that declares one."""
         return self.score(doc, cfg) if self.load is None else self.score(doc, cfg, loaded)
 
+    def decision_inputs(self, signals: Mapping[str, Any], language: str | None) -> dict[str, Any]:
+        """What ``decide`` sees: the stage's signals and the document's language (all stored in
+        metadata/); the language stage's own signal is the language."""
+        return {"language": language, **signals}
+
     def stored_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """What ``decide`` sees, from a ``metadata/`` row: the stage's stored signals and the language."""
-        return {"language": row["language"], **{name: row[column] for name, column in self._signal_columns}}
+        """``decision_inputs`` from a ``metadata/`` row."""
+        return self.decision_inputs({name: row[column] for name, column in self._signal_columns}, row["language"])
 
     @functools.cached_property
     def _signal_columns(self) -> tuple[tuple[str, str], ...]:
